@@ -1,0 +1,51 @@
+# Two commands do everything on a fresh machine:
+#   make serve   install, train whatever models are missing (quick profile), serve on :8089
+#   make test    install and run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# cpu (tensorflow-cpu) or gpu (tensorflow with CUDA)
+FLAVOUR ?= cpu
+PROFILE ?= quick
+PORT ?= 8089
+MODELS_DIR ?= models
+# Keras' cache. Offline machines seed it with symlinks to a local copy of the data.
+export KERAS_HOME ?= $(CURDIR)/.keras
+OFFLINE_DATA ?= $(CURDIR)/../shared/keras
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: install keras-cache models models-full serve test lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[$(FLAVOUR),dev]'
+	touch $@
+
+# Symlink tree of the offline data into a writable Keras cache; a no-op when there is none.
+keras-cache:
+	@if [ -d "$(OFFLINE_DATA)" ]; then \
+	  mkdir -p "$(KERAS_HOME)" && cp -rsn "$(abspath $(OFFLINE_DATA))/." "$(KERAS_HOME)/"; \
+	  echo "Keras cache $(KERAS_HOME) linked to offline data $(OFFLINE_DATA)"; \
+	fi
+
+models: install keras-cache
+	$(PY) -m training all --profile $(PROFILE) --missing-only --models-dir $(MODELS_DIR)
+
+models-full: install keras-cache
+	$(PY) -m training all --profile full --models-dir $(MODELS_DIR)
+
+serve: models
+	TFSERVE_MODEL_DIR=$(MODELS_DIR) TFSERVE_PORT=$(PORT) $(PY) -m app
+
+test: install keras-cache
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check app training tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,90 @@
+"""`python -m training`, run as a user runs it: exit codes, messages, versions on disk."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import run_training
+from training.data import ACLIMDB_URL, MNIST_URL
+
+# Any download attempt fails at once and the same way with or without internet.
+NO_NETWORK = {"https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9",
+              "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
+
+
+def test_bad_local_data_path_names_the_path_and_the_url(tmp_path):
+    missing = tmp_path / "nowhere" / "mnist.npz"
+    result = run_training("mnist", "--data", str(missing), "--models-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert f"MNIST: {missing} does not exist" in result.stderr
+    assert MNIST_URL in result.stderr
+    assert not (tmp_path / "mnist").exists()
+
+
+def test_data_that_is_not_the_expected_format_is_a_clear_error(tmp_path):
+    bogus = tmp_path / "mnist.npz"
+    bogus.write_text("not a numpy archive")
+    result = run_training("mnist", "--data", str(bogus), "--models-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert "is not a Keras mnist.npz" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_folder_without_class_folders_is_refused(tmp_path):
+    result = run_training("cifar10", "--data", str(tmp_path), "--models-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert "has no train/ and test/ class folders" in result.stderr
+
+
+@pytest.mark.parametrize("model,file,url", [("mnist", "mnist.npz", MNIST_URL),
+                                            ("imdb_sentiment", "aclImdb_v1.tar.gz",
+                                             ACLIMDB_URL)])
+def test_offline_without_cached_data_says_which_file_to_put_where(tmp_path, model, file, url):
+    empty_cache = tmp_path / "keras-home"
+    empty_cache.mkdir()
+    if model == "imdb_sentiment":  # the word index is present; the reviews are not
+        (empty_cache / "datasets").mkdir()
+        from tests.conftest import OFFLINE_KERAS
+
+        index = OFFLINE_KERAS / "datasets" / "imdb_word_index.json"
+        (empty_cache / "datasets" / "imdb_word_index.json").symlink_to(index)
+    result = run_training(model, "--models-dir", str(tmp_path / "models"),
+                          env={"KERAS_HOME": str(empty_cache), **NO_NETWORK})
+    assert result.returncode == 1
+    assert url in result.stderr
+    assert f"put it at {empty_cache / 'datasets' / file}" in result.stderr
+
+
+def test_transfer_without_a_trained_base_asks_for_cifar10_first(tmp_path):
+    result = run_training("cifar10_transfer", "--models-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert "run `python -m training cifar10` first" in result.stderr
+
+
+def test_quick_mnist_exports_versions_and_prints_the_summary(tmp_path, offline_data):
+    models = tmp_path / "models"
+    first = run_training("mnist", "--profile", "quick", "--models-dir", str(models))
+    assert first.returncode == 0, first.stderr
+    assert "Epoch 5/5" in first.stdout
+    summary = first.stdout[first.stdout.index("model "):]
+    assert "mnist" in summary and str(models / "mnist" / "1") in summary
+    metrics = json.loads((models / "mnist" / "1" / "metrics.json").read_text())
+    assert metrics["profile"] == "quick" and metrics["train_size"] == 60_000
+    assert metrics["val_accuracy"] >= 0.95
+    assert f"{metrics['val_accuracy']:.4f}" in summary
+
+    again = run_training("mnist", "--version", "1", "--models-dir", str(models))
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+    skipped = run_training("all", "--missing-only", "--models-dir", str(models),
+                           env={"KERAS_HOME": str(tmp_path / "empty"), **NO_NETWORK})
+    assert "mnist: a version exists, skipped" in skipped.stderr
+    assert sorted(p.name for p in (models / "mnist").iterdir()) == ["1"]
+
+
+def test_all_refuses_per_model_options(tmp_path):
+    result = run_training("all", "--version", "3", "--models-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "apply to one model" in result.stderr

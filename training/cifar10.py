@@ -1,0 +1,146 @@
+"""CIFAR-10: a small VGG-style CNN on 8 classes, then transfer-learned to the other 2.
+
+`cifar10` trains from the PNG class folders with augmentation (rotation 15 degrees, shifts
+0.2, horizontal flip), EarlyStopping(patience 10) and ModelCheckpoint on the best val_loss.
+`cifar10_transfer` freezes conv1..drop2 of a trained `cifar10`, swaps the 8-way head for a
+2-way softmax and trains on ship/truck.
+
+Signatures: `serving_default` takes `image` float32 [-1, 32, 32, 3] in 0..1 and returns
+`probabilities`; `predict_image` takes image bytes and also returns `classes` and `scores`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from training.data import CIFAR10_CLASSES, load_cifar10
+from training.export import Export, Signature
+from training.fitting import fit
+from training.signatures import image_classifier
+
+NAME = "cifar10"
+TRANSFER_NAME = "cifar10_transfer"
+BASE_CLASSES = CIFAR10_CLASSES[:8]
+TRANSFER_CLASSES = CIFAR10_CLASSES[8:]
+FROZEN_UP_TO = "drop2"  # conv1..drop2 keep their trained weights in transfer learning
+
+
+@dataclass(frozen=True)
+class Profile:
+    train_per_class: int | None  # None = all 5,000
+    test_per_class: int | None  # validation images per class; None = all 1,000
+    epochs: int
+    batch_size: int = 32
+    patience: int = 10
+
+
+PROFILES = {"quick": Profile(2_500, 500, 12, batch_size=64), "full": Profile(None, None, 100)}
+TRANSFER_PROFILES = {"quick": Profile(2_500, 500, 5, batch_size=64),
+                     "full": Profile(None, None, 10)}
+
+
+def build_model(num_classes: int) -> keras.Model:
+    layers = keras.layers
+    model = keras.Sequential([
+        keras.Input((32, 32, 3), name="image"),
+        layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1"),
+        layers.Conv2D(32, 3, activation="relu", name="conv2"),
+        layers.MaxPooling2D(name="pool1"),
+        layers.Dropout(0.25, name="drop1"),
+        layers.Conv2D(64, 3, padding="same", activation="relu", name="conv3"),
+        layers.Conv2D(64, 3, activation="relu", name="conv4"),
+        layers.MaxPooling2D(name="pool2"),
+        layers.Dropout(0.25, name="drop2"),
+        layers.Flatten(name="flatten"),
+        layers.Dense(256, activation="relu", name="dense1"),
+        layers.Dropout(0.5, name="drop3"),
+        layers.Dense(256, activation="relu", name="dense2"),
+        layers.Dropout(0.5, name="drop4"),
+        layers.Dense(num_classes, activation="softmax", name="head"),
+    ], name=NAME)
+    _compile(model)
+    return model
+
+
+def _compile(model: keras.Model) -> None:
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+
+def augmented(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int = 0) -> tf.data.Dataset:
+    """Shuffled, augmented training batches, as the book's ImageDataGenerator gave them."""
+    augment = keras.Sequential([
+        keras.layers.RandomRotation(15 / 360, fill_mode="nearest", seed=seed),
+        keras.layers.RandomTranslation(0.2, 0.2, fill_mode="nearest", seed=seed),
+        keras.layers.RandomFlip("horizontal", seed=seed),
+    ])
+    return (tf.data.Dataset.from_tensor_slices((x, y))
+            .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+            .batch(batch_size)
+            .map(lambda images, labels: (augment(images, training=True), labels),
+                 num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def _scaled(pair: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return pair[0].astype(np.float32) / 255.0, pair[1]
+
+
+def _train(model: keras.Model, name: str, classes: tuple[str, ...], profile: Profile,
+           data: Path | None, verbose: int) -> Export:
+    train_set, val_set = map(_scaled, load_cifar10(classes, profile.train_per_class,
+                                                   profile.test_per_class, data))
+    with tempfile.TemporaryDirectory() as tmp:
+        best = str(Path(tmp) / "best.weights.h5")
+        callbacks = [
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=profile.patience),
+            keras.callbacks.ModelCheckpoint(best, monitor="val_loss", save_best_only=True,
+                                            save_weights_only=True),
+        ]
+        history, metrics = fit(
+            model, augmented(*train_set, profile.batch_size), val_set,
+            train_size=len(train_set[1]), epochs=profile.epochs, batch_size=profile.batch_size,
+            verbose=verbose, callbacks=callbacks,
+            before_evaluate=lambda: model.load_weights(best))
+    metrics["classes"] = list(classes)
+    return Export(name, model, signatures(model, classes), list(classes), metrics, history)
+
+
+def train(profile: Profile, data: Path | None = None, verbose: int = 2) -> Export:
+    return _train(build_model(len(BASE_CLASSES)), NAME, BASE_CLASSES, profile, data, verbose)
+
+
+def transfer_model(base: keras.Model, num_classes: int) -> keras.Model:
+    """A copy of `base` with conv1..drop2 frozen and a new `num_classes`-way head."""
+    copy = keras.models.clone_model(base)
+    copy.set_weights(base.get_weights())
+    body = copy.layers[:-1]
+    frozen = True
+    for layer in body:
+        layer.trainable = not frozen
+        frozen = frozen and layer.name != FROZEN_UP_TO
+    model = keras.Sequential(
+        [keras.Input((32, 32, 3), name="image"), *body,
+         keras.layers.Dense(num_classes, activation="softmax", name="head")],
+        name=TRANSFER_NAME)
+    _compile(model)
+    return model
+
+
+def train_transfer(profile: Profile, base: keras.Model, data: Path | None = None,
+                   verbose: int = 2) -> Export:
+    model = transfer_model(base, len(TRANSFER_CLASSES))
+    return _train(model, TRANSFER_NAME, TRANSFER_CLASSES, profile, data, verbose)
+
+
+def signatures(model: keras.Model, classes: tuple[str, ...]) -> dict[str, Signature]:
+    return image_classifier(
+        model, classes, input_name="image", input_shape=[None, 32, 32, 3],
+        output_name="probabilities", size=(32, 32), channels=3,
+        prepare=lambda pixels: pixels / 255.0)

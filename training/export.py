@@ -1,0 +1,98 @@
+"""Atomic, versioned export into the model repository (TensorFlow Serving's layout).
+
+`models/<name>/<version>/` holds `saved_model.pb`, `variables/`, `assets/labels.txt`, plus our
+own `metrics.json`, `training_history.png` and, for trained models, `model.keras` (the Keras
+model that transfer learning starts from). TensorFlow Serving ignores the extra files.
+
+A version is written into a hidden temporary folder beside its final place and renamed into
+place only when complete, so a server polling the repository never sees half a model.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from training.report import plot_history
+
+
+@dataclass
+class Signature:
+    """One exported signature: a function of named tensors returning a dict of named tensors."""
+
+    fn: Callable[..., dict[str, tf.Tensor]]
+    inputs: list[tf.TensorSpec]
+
+
+@dataclass
+class Export:
+    """Everything a family hands over to be written as one model version."""
+
+    name: str
+    model: keras.Model
+    signatures: dict[str, Signature]
+    labels: list[str]
+    metrics: dict[str, Any]
+    history: dict[str, list[float]] | None = None
+    track: list[Any] = field(default_factory=list)  # extra resources (lookup tables)
+    keep_keras_model: bool = True  # write model.keras, the starting point for fine-tuning
+
+
+def versions(model_dir: Path) -> list[int]:
+    """The complete versions in `models/<name>/`, ascending (hidden temp folders excluded)."""
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def latest_version(model_dir: Path) -> Path | None:
+    found = versions(model_dir)
+    return model_dir / str(found[-1]) if found else None
+
+
+def write(export: Export, models_dir: Path, version: int | None = None) -> Path:
+    """Write `export` as `models_dir/<name>/<version>` (next free version by default)."""
+    model_dir = models_dir / export.name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    if version is None:
+        version = (versions(model_dir) or [0])[-1] + 1
+    if version < 1:
+        raise ValueError(f"versions are positive integers, got {version}")
+    final = model_dir / str(version)
+    if final.exists():
+        raise FileExistsError(f"{final} already exists: pass another --version or omit it "
+                              "to take the next free one")
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}.partial-", dir=model_dir))
+    try:
+        _write_saved_model(export, staging / "saved")
+        saved = staging / "saved"
+        (saved / "assets").mkdir(exist_ok=True)
+        (saved / "assets" / "labels.txt").write_text("".join(f"{x}\n" for x in export.labels))
+        metrics = {"model": export.name, "version": version, **export.metrics}
+        (saved / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        if export.history:
+            plot_history(export.history, saved / "training_history.png", title=export.name)
+        if export.keep_keras_model:
+            export.model.save(saved / "model.keras")
+        saved.rename(final)  # atomic: same file system, target absent
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def _write_saved_model(export: Export, path: Path) -> None:
+    # A plain tf.Module: Keras' ExportArchive stores every variable twice (2.21 / 3.15).
+    module = tf.Module()
+    module.model = export.model
+    module.resources = list(export.track)
+    concrete = {name: tf.function(sig.fn, input_signature=sig.inputs).get_concrete_function()
+                for name, sig in export.signatures.items()}
+    tf.saved_model.save(module, str(path), signatures=concrete)

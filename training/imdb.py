@@ -1,0 +1,86 @@
+"""IMDB review sentiment: embedding + LSTM + sigmoid, trained from the raw aclImdb reviews.
+
+Reviews are tokenized with Keras' IMDB word index (see `training.preprocessing` for the exact
+rule). Signatures: `serving_default` takes `token_ids` int32 [-1, maxlen] (pre-padded ids) and
+returns `probability` [-1]; `predict_text` takes raw review strings `text` [-1] and returns
+`probability` (positive sentiment) and `label` ("positive" / "negative").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from training.data import imdb_word_index, load_imdb_reviews
+from training.export import Export, Signature
+from training.fitting import fit
+from training.preprocessing import TextEncoder, tokenize_all, vocabulary
+
+NAME = "imdb_sentiment"
+LABELS = ["negative", "positive"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    train_per_class: int | None  # None = all 12,500 per class
+    test_per_class: int | None
+    epochs: int
+    maxlen: int = 500
+    num_words: int = 10_000
+    batch_size: int = 128
+
+
+PROFILES = {"quick": Profile(5_000, 2_500, 4, maxlen=200), "full": Profile(None, None, 6)}
+
+
+def build_model(num_words: int) -> keras.Model:
+    model = keras.Sequential([
+        keras.Input((None,), dtype="int32", name="token_ids"),
+        keras.layers.Embedding(num_words, 32),
+        keras.layers.LSTM(32),
+        keras.layers.Dense(1, activation="sigmoid"),
+    ], name=NAME)
+    model.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def train(profile: Profile, data: Path | None = None, verbose: int = 2) -> Export:
+    vocab = vocabulary(imdb_word_index(), profile.num_words)
+    train_texts, y_train = load_imdb_reviews("train", profile.train_per_class, data)
+    val_texts, y_val = load_imdb_reviews("test", profile.test_per_class, data)
+    x_train = tokenize_all(train_texts, vocab, profile.maxlen)
+    x_val = tokenize_all(val_texts, vocab, profile.maxlen)
+    model = build_model(profile.num_words)
+    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=2,
+                                               restore_best_weights=True)]
+    history, metrics = fit(model, (x_train, y_train), (x_val, y_val), train_size=len(y_train),
+                           epochs=profile.epochs, batch_size=profile.batch_size,
+                           verbose=verbose, callbacks=callbacks)
+    metrics.update(maxlen=profile.maxlen, num_words=profile.num_words)
+    encoder = TextEncoder(vocab, profile.maxlen)
+    return Export(NAME, model, signatures(model, encoder), LABELS, metrics, history,
+                  track=[encoder.table])
+
+
+def signatures(model: keras.Model, encoder: TextEncoder) -> dict[str, Signature]:
+    labels = tf.constant(LABELS)
+
+    def probability(token_ids):
+        return tf.reshape(model(token_ids, training=False), [-1])
+
+    def serving_default(token_ids):
+        return {"probability": probability(token_ids)}
+
+    def predict_text(text):
+        positive = probability(encoder(text))
+        label = tf.gather(labels, tf.cast(positive >= 0.5, tf.int32))
+        return {"probability": positive, "label": label}
+
+    return {
+        "serving_default": Signature(serving_default, [
+            tf.TensorSpec([None, encoder.maxlen], tf.int32, name="token_ids")]),
+        "predict_text": Signature(predict_text, [tf.TensorSpec([None], tf.string, name="text")]),
+    }

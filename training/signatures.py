@@ -1,0 +1,43 @@
+"""Signature builders shared by the image families.
+
+An image classifier exports two signatures: `serving_default`, the plain tensor interface a
+Keras user would export, and `predict_image`, which carries decoding, resizing and the model's
+own input preparation in the graph and returns the top-k labels next to the probabilities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import keras
+import tensorflow as tf
+
+from training.export import Signature
+from training.preprocessing import decode_images, top_classes
+
+TOP_K = 3
+
+
+def image_classifier(model: keras.Model, labels: Sequence[str], *, input_name: str,
+                     input_shape: list[int | None], output_name: str, size: tuple[int, int],
+                     channels: int, prepare: Callable[[tf.Tensor], tf.Tensor],
+                     top_k: int = TOP_K) -> dict[str, Signature]:
+    """`prepare` maps decoded pixels (float32 0..255, [N, h, w, channels]) to the model input."""
+    label_tensor = tf.constant(list(labels))
+    k = min(top_k, len(labels))
+
+    def serving_default(tensor):
+        return {output_name: model(tensor, training=False)}
+
+    def predict_image(image_bytes):
+        pixels = decode_images(image_bytes, size, channels)
+        probabilities = model(prepare(pixels), training=False)
+        classes, scores = top_classes(probabilities, label_tensor, k)
+        return {"probabilities": probabilities, "classes": classes, "scores": scores}
+
+    return {
+        "serving_default": Signature(
+            serving_default, [tf.TensorSpec(input_shape, tf.float32, name=input_name)]),
+        "predict_image": Signature(
+            predict_image, [tf.TensorSpec([None], tf.string, name="image_bytes")]),
+    }
