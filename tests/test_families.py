@@ -13,7 +13,7 @@ from keras.applications import inception_v3 as keras_inception
 from PIL import Image
 
 from tests.conftest import SAMPLES
-from training import cifar10, imdb, mnist
+from training import cifar10, mnist
 from training.data import cifar10_folder, imagenet_class_names, load_imdb_reviews, load_mnist
 from training.preprocessing import decode_images, tokenize_all, vocabulary
 

@@ -22,7 +22,7 @@ import tensorflow as tf
 from training.data import CIFAR10_CLASSES, load_cifar10
 from training.export import Export, Signature
 from training.fitting import fit
-from training.signatures import image_classifier
+from training.signatures import image_classifier, image_examples, png
 
 NAME = "cifar10"
 TRANSFER_NAME = "cifar10_transfer"
@@ -109,7 +109,10 @@ def _train(model: keras.Model, name: str, classes: tuple[str, ...], profile: Pro
             verbose=verbose, callbacks=callbacks,
             before_evaluate=lambda: model.load_weights(best))
     metrics["classes"] = list(classes)
-    return Export(name, model, signatures(model, classes), list(classes), metrics, history)
+    picture = (val_set[0][0] * 255).round().astype(np.uint8)
+    examples = image_examples("image", val_set[0][0], png(picture))
+    return Export(name, model, signatures(model, classes), list(classes), metrics, history,
+                  examples=examples)
 
 
 def train(profile: Profile, data: Path | None = None, verbose: int = 2) -> Export:

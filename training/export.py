@@ -1,8 +1,9 @@
 """Atomic, versioned export into the model repository (TensorFlow Serving's layout).
 
 `models/<name>/<version>/` holds `saved_model.pb`, `variables/`, `assets/labels.txt`, plus our
-own `metrics.json`, `training_history.png` and, for trained models, `model.keras` (the Keras
-model that transfer learning starts from). TensorFlow Serving ignores the extra files.
+own `metrics.json`, `training_history.png`, `assets.extra/examples.json` (a request example per
+signature) and, for trained models, `model.keras` (the Keras model that transfer learning
+starts from). TensorFlow Serving ignores the extra files.
 
 A version is written into a hidden temporary folder beside its final place and renamed into
 place only when complete, so a server polling the repository never sees half a model.
@@ -44,6 +45,9 @@ class Export:
     history: dict[str, list[float]] | None = None
     track: list[Any] = field(default_factory=list)  # extra resources (lookup tables)
     keep_keras_model: bool = True  # write model.keras, the starting point for fine-tuning
+    # One request per signature, {"instances": [...]} in the tfdeploy row format: the server
+    # warms up with it and shows it in its API docs (assets.extra/examples.json).
+    examples: dict[str, dict] = field(default_factory=dict)
 
 
 def versions(model_dir: Path) -> list[int]:
@@ -76,6 +80,9 @@ def write(export: Export, models_dir: Path, version: int | None = None) -> Path:
         saved = staging / "saved"
         (saved / "assets").mkdir(exist_ok=True)
         (saved / "assets" / "labels.txt").write_text("".join(f"{x}\n" for x in export.labels))
+        if export.examples:
+            (saved / "assets.extra").mkdir()
+            (saved / "assets.extra" / "examples.json").write_text(json.dumps(export.examples))
         metrics = {"model": export.name, "version": version, **export.metrics}
         (saved / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         if export.history:

@@ -21,6 +21,8 @@ from training.preprocessing import TextEncoder, tokenize_all, vocabulary
 
 NAME = "imdb_sentiment"
 LABELS = ["negative", "positive"]
+EXAMPLE_REVIEW = ("One of the best films I have seen this year: a clever story, wonderful "
+                  "acting and a soundtrack I still hum. Highly recommended.")
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,12 @@ def train(profile: Profile, data: Path | None = None, verbose: int = 2) -> Expor
                            verbose=verbose, callbacks=callbacks)
     metrics.update(maxlen=profile.maxlen, num_words=profile.num_words)
     encoder = TextEncoder(vocab, profile.maxlen)
+    examples = {
+        "serving_default": {"instances": [{"token_ids": x_val[0].tolist()}]},
+        "predict_text": {"instances": [{"text": EXAMPLE_REVIEW}]},
+    }
     return Export(NAME, model, signatures(model, encoder), LABELS, metrics, history,
-                  track=[encoder.table])
+                  track=[encoder.table], examples=examples)
 
 
 def signatures(model: keras.Model, encoder: TextEncoder) -> dict[str, Signature]:

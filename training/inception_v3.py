@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 from keras.applications import inception_v3
 
 from training.data import DataUnavailable, imagenet_class_names
 from training.export import Export, Signature
-from training.signatures import image_classifier
+from training.signatures import image_classifier, image_examples, png
 
 NAME = "inception_v3"
 SIZE = (299, 299)
@@ -70,8 +71,16 @@ def train(profile: Profile, data: Path | None = None, verbose: int = 2,
     metrics = {**weight_info, "trained": False, "num_classes": len(labels),
                "parameters": int(model.count_params()),
                "wall_time_s": round(time.perf_counter() - started, 1)}
-    return Export(NAME, model, signatures(model, labels), labels, metrics,
+    # The tensor example would be 268,203 numbers; only the image one is worth showing.
+    examples = image_examples("images", None, png(_example_picture()))
+    return Export(NAME, model, signatures(model, labels), labels, metrics, examples=examples,
                   keep_keras_model=False)  # the ImageNet weights are Keras' own download
+
+
+def _example_picture() -> np.ndarray:
+    """A small colour gradient: a valid image of another size than 299, to show resizing."""
+    y, x = np.mgrid[0:64, 0:96]
+    return np.stack([x * 255 // 95, y * 255 // 63, np.full_like(x, 128)], -1).astype(np.uint8)
 
 
 def signatures(model: keras.Model, labels: list[str]) -> dict[str, Signature]:

@@ -17,7 +17,7 @@ import tensorflow as tf
 from training.data import load_mnist
 from training.export import Export, Signature
 from training.fitting import fit
-from training.signatures import image_classifier
+from training.signatures import image_classifier, image_examples, png
 
 NAME = "mnist"
 LABELS = [str(d) for d in range(10)]
@@ -60,7 +60,9 @@ def train(profile: Profile, data: Path | None = None, verbose: int = 2) -> Expor
     model = build_model()
     history, metrics = fit(model, train_set, val_set, train_size=len(train_set[1]),
                            epochs=profile.epochs, batch_size=profile.batch_size, verbose=verbose)
-    return Export(NAME, model, signatures(model), LABELS, metrics, history)
+    digit = x_test[0]
+    examples = image_examples("image_input", flatten(digit[None])[0], png(digit))
+    return Export(NAME, model, signatures(model), LABELS, metrics, history, examples=examples)
 
 
 def signatures(model: keras.Model) -> dict[str, Signature]:

@@ -7,10 +7,14 @@ own input preparation in the graph and returns the top-k labels next to the prob
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Callable, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from training.export import Signature
 from training.preprocessing import decode_images, top_classes
@@ -41,3 +45,23 @@ def image_classifier(model: keras.Model, labels: Sequence[str], *, input_name: s
         "predict_image": Signature(
             predict_image, [tf.TensorSpec([None], tf.string, name="image_bytes")]),
     }
+
+
+def b64(data: bytes) -> dict[str, str]:
+    """A binary value in the JSON request format ({"b64": ...}, TensorFlow Serving's)."""
+    return {"b64": base64.b64encode(data).decode("ascii")}
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def image_examples(input_name: str, tensor: np.ndarray | None, image: bytes) -> dict[str, dict]:
+    """Request examples for `image_classifier` signatures (tensor example optional)."""
+    examples = {"predict_image": {"instances": [{"image_bytes": b64(image)}]}}
+    if tensor is not None:
+        rounded = np.round(tensor.astype(np.float64), 4).tolist()
+        examples["serving_default"] = {"instances": [{input_name: rounded}]}
+    return examples
