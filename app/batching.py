@@ -1,0 +1,298 @@
+"""Dynamic batching: concurrent requests for one signature share one model call.
+
+One `Batcher` per (model, version, signature). `submit()` queues a request's rows and returns
+its own rows of the result. A batch runs when it holds `max_batch_size` rows or when its oldest
+request has waited `batch_timeout_ms`, whichever comes first; rows are concatenated along axis
+0, the model runs once in a worker thread (off the event loop), and outputs are split back by
+row counts, in order. While one batch runs, the next one fills, so batches grow with load.
+
+Bounds: a full queue refuses new requests at once (`Overloaded`, 503); a request that cannot
+finish before its deadline gets `DeadlineExceeded` (504) and its rows are dropped from the
+queue if they have not run yet. A failing batch fails every request in it, and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.errors import DeadlineExceeded, ModelFailed, Overloaded, ServingError
+
+log = logging.getLogger(__name__)
+
+Arrays = dict[str, np.ndarray]
+RunFn = Callable[[Arrays], Arrays]
+
+
+@dataclass(eq=False)
+class Pending:
+    """One waiting request: its rows, and the future its caller awaits."""
+
+    inputs: Arrays
+    rows: int
+    future: asyncio.Future
+    enqueued_at: float = field(default_factory=time.monotonic)
+
+    def shape_key(self) -> tuple:
+        """Requests can share a batch only if their non-batch dimensions agree."""
+        return tuple((k, v.shape[1:]) for k, v in sorted(self.inputs.items()))
+
+
+def take_batch(queue: collections.deque[Pending], max_rows: int) -> list[Pending]:
+    """Pop the requests of the next batch from the front of `queue`.
+
+    Always returns at least one request when the queue holds a live one (a request larger than
+    `max_rows` runs alone). Cancelled requests are dropped; requests whose shapes differ from
+    the first one's stay queued, in order, for a later batch.
+    """
+    batch: list[Pending] = []
+    skipped: list[Pending] = []
+    rows = 0
+    while queue:
+        item = queue.popleft()
+        if item.future.done():
+            continue
+        if not batch:
+            batch.append(item)
+            rows = item.rows
+            continue
+        if item.shape_key() != batch[0].shape_key():
+            skipped.append(item)
+            continue
+        if rows + item.rows > max_rows:
+            queue.appendleft(item)
+            break
+        batch.append(item)
+        rows += item.rows
+    queue.extendleft(reversed(skipped))
+    return batch
+
+
+def concatenate(batch: list[Pending]) -> Arrays:
+    if len(batch) == 1:
+        return batch[0].inputs
+    return {name: np.concatenate([p.inputs[name] for p in batch])
+            for name in batch[0].inputs}
+
+
+def split(outputs: Arrays, batch: list[Pending]) -> list[Arrays]:
+    """Each request's rows of the outputs, in batch order."""
+    total = sum(p.rows for p in batch)
+    for name, array in outputs.items():
+        if array.ndim == 0 or array.shape[0] != total:
+            raise ModelFailed(f"output {name!r} has {array.shape[0] if array.ndim else 0} rows "
+                              f"for a batch of {total} input rows")
+    results, start = [], 0
+    for pending in batch:
+        end = start + pending.rows
+        results.append({name: array[start:end] for name, array in outputs.items()})
+        start = end
+    return results
+
+
+class Batcher:
+    """Size-or-timeout batching in front of one model signature."""
+
+    def __init__(self, run: RunFn, executor: Executor, *, max_batch_size: int,
+                 batch_timeout_ms: float, max_queue_rows: int, name: str = "",
+                 on_batch: Callable[[int], None] | None = None):
+        if max_batch_size < 1 or max_queue_rows < 1 or batch_timeout_ms < 0:
+            raise ValueError("max_batch_size and max_queue_rows must be >= 1 and "
+                             "batch_timeout_ms >= 0")
+        self.name = name
+        self._run = run
+        self._executor = executor
+        self.max_batch_size = max_batch_size
+        self._timeout = batch_timeout_ms / 1000.0
+        self.max_queue_rows = max_queue_rows
+        self._on_batch = on_batch
+        self._queue: collections.deque[Pending] = collections.deque()
+        self._queued_rows = 0
+        self._arrived = asyncio.Event()
+        self._in_flight = 0  # requests submitted and not yet answered
+        self._task: asyncio.Task | None = None
+        self._closing = False
+
+    @property
+    def queued_rows(self) -> int:
+        return self._queued_rows
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop(),
+                                                                name=f"batcher {self.name}")
+
+    async def submit(self, inputs: Arrays, rows: int, deadline: float) -> Arrays:
+        """Queue `rows` rows and wait for their outputs, until `deadline` (monotonic)."""
+        if self._closing:
+            raise Overloaded(f"{self.name} is shutting down; retry on another instance")
+        if self._queued_rows + rows > self.max_queue_rows:
+            raise Overloaded(f"{self.name}: queue full ({self._queued_rows} rows waiting, "
+                             f"limit {self.max_queue_rows}); retry shortly")
+        pending = Pending(inputs, rows, asyncio.get_running_loop().create_future())
+        self._queue.append(pending)
+        self._queued_rows += rows
+        self._in_flight += 1
+        self._arrived.set()
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending.future),
+                                          max(deadline - time.monotonic(), 0))
+        except TimeoutError:
+            if not pending.future.done():
+                pending.future.cancel()  # dropped by take_batch if it has not run yet
+            raise DeadlineExceeded(f"{self.name}: no result within the request deadline") \
+                from None
+        finally:
+            self._in_flight -= 1
+
+    async def _loop(self) -> None:
+        while True:
+            while not self._queue:
+                if self._closing:
+                    return
+                self._arrived.clear()
+                await self._arrived.wait()
+            await self._wait_for_batch()
+            batch = take_batch(self._queue, self.max_batch_size)
+            self._queued_rows = sum(p.rows for p in self._queue)  # also forgets dropped ones
+            if batch:
+                await self._execute(batch)
+
+    async def _wait_for_batch(self) -> None:
+        """Until the queue holds a full batch or its oldest request's timeout has passed."""
+        oldest = self._queue[0].enqueued_at
+        while self._queued_rows < self.max_batch_size and not self._closing:
+            remaining = oldest + self._timeout - time.monotonic()
+            if remaining <= 0:
+                return
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                return
+
+    async def _execute(self, batch: list[Pending]) -> None:
+        rows = sum(p.rows for p in batch)
+        if self._on_batch is not None:
+            self._on_batch(rows)
+        try:
+            results = await self._run_batch(batch)
+        except ServingError as err:
+            if len(batch) == 1:
+                self._fail(batch, err)
+                return
+            # One bad request must not fail its batch-mates: run each alone.
+            for pending in batch:
+                await self._execute_alone(pending)
+            return
+        for pending, result in zip(batch, results, strict=True):
+            if not pending.future.done():
+                pending.future.set_result(result)
+
+    async def _execute_alone(self, pending: Pending) -> None:
+        if pending.future.done():
+            return
+        try:
+            (result,) = await self._run_batch([pending])
+        except ServingError as err:
+            self._fail([pending], err)
+        else:
+            if not pending.future.done():
+                pending.future.set_result(result)
+
+    async def _run_batch(self, batch: list[Pending]) -> list[Arrays]:
+        loop = asyncio.get_running_loop()
+        try:
+            outputs = await loop.run_in_executor(self._executor, self._run, concatenate(batch))
+            return split(outputs, batch)
+        except ServingError:
+            raise
+        except Exception as err:  # the model raised
+            log.exception("%s: batch of %d requests failed", self.name, len(batch))
+            raise ModelFailed(f"{self.name}: the model failed: {type(err).__name__}") from None
+
+    @staticmethod
+    def _fail(batch: list[Pending], error: ServingError) -> None:
+        for pending in batch:
+            if not pending.future.done():
+                pending.future.set_exception(error)
+
+    async def close(self) -> None:
+        """Stop taking requests, finish the queued ones, end the loop."""
+        self._closing = True
+        self._arrived.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+
+class Unbatched:
+    """Batching switched off: each request is its own model call (for comparison)."""
+
+    def __init__(self, run: RunFn, executor: Executor, *, max_queue_rows: int, name: str = "",
+                 on_batch: Callable[[int], None] | None = None):
+        self.name = name
+        self._run = run
+        self._executor = executor
+        self.max_queue_rows = max_queue_rows
+        self._on_batch = on_batch
+        self._queued_rows = 0
+        self._in_flight = 0
+        self._closing = False
+
+    @property
+    def queued_rows(self) -> int:
+        return self._queued_rows
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def start(self) -> None:
+        pass
+
+    async def submit(self, inputs: Arrays, rows: int, deadline: float) -> Arrays:
+        if self._closing:
+            raise Overloaded(f"{self.name} is shutting down; retry on another instance")
+        if self._queued_rows + rows > self.max_queue_rows:
+            raise Overloaded(f"{self.name}: {self._queued_rows} rows waiting, limit "
+                             f"{self.max_queue_rows}; retry shortly")
+        self._queued_rows += rows  # here: rows submitted and not answered yet
+        self._in_flight += 1
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, self._call, inputs, rows)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future),
+                                          max(deadline - time.monotonic(), 0))
+        except TimeoutError:
+            raise DeadlineExceeded(f"{self.name}: no result within the request deadline") \
+                from None
+        finally:
+            self._in_flight -= 1
+            self._queued_rows -= rows
+
+    def _call(self, inputs: Arrays, rows: int) -> Arrays:
+        if self._on_batch is not None:
+            self._on_batch(rows)
+        try:
+            outputs = self._run(inputs)
+        except ServingError:
+            raise
+        except Exception as err:
+            log.exception("%s: request of %d rows failed", self.name, rows)
+            raise ModelFailed(f"{self.name}: the model failed: {type(err).__name__}") from None
+        return outputs
+
+    async def close(self) -> None:
+        self._closing = True

@@ -1,0 +1,87 @@
+"""One error type for the HTTP layer, mapped to TensorFlow Serving's statuses.
+
+Handlers raise a `ServingError` subclass; `install(app)` turns it into `{"error": "..."}` with
+its status. Anything else is logged with its traceback and answered with a generic 500 that
+reveals no internals.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+log = logging.getLogger(__name__)
+
+
+class ServingError(Exception):
+    status = 500
+    headers: dict[str, str] = {}
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(ServingError):
+    status = 400
+
+
+class NotFound(ServingError):
+    status = 404
+
+
+class PayloadTooLarge(ServingError):
+    status = 413
+
+
+class UnsupportedMediaType(ServingError):
+    status = 415
+
+
+class Overloaded(ServingError):
+    status = 503
+    headers = {"Retry-After": "1"}
+
+
+class DeadlineExceeded(ServingError):
+    status = 504
+
+
+class ModelFailed(ServingError):
+    """The model itself raised while running a batch."""
+
+    status = 500
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None):
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ServingError)
+    async def serving_error(_: Request, err: ServingError):
+        return error_response(err.status, err.message, err.headers or None)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, err: RequestValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
+        return error_response(400, f"invalid request: {problems}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, err: StarletteHTTPException):
+        message = err.detail if isinstance(err.detail, str) else "request failed"
+        if err.status_code == 404:
+            message = "no such route; see /docs for the API"
+        if err.status_code == 405:
+            message = "method not allowed on this route; see /docs for the API"
+        return error_response(err.status_code, message, getattr(err, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, err: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal error; the server log has the details")

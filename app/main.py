@@ -1,0 +1,54 @@
+"""create_app(): the FastAPI application, wired from its parts.
+
+The registry loads and warms up the models in the background after startup, so /healthz
+answers at once and /readyz says 503 until every model is warm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import errors, openapi
+from app.metrics import Metrics
+from app.middleware import BodyLimit
+from app.registry import Registry
+from app.routes import ops, tfdeploy, tfserving, uploads
+from app.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+VERSION = "0.1.0"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    registry = Registry(settings, Metrics())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        if not settings.model_dir.is_dir():
+            raise RuntimeError(f"model directory {settings.model_dir.resolve()} does not "
+                               "exist: set TFSERVE_MODEL_DIR or run `make models`")
+        loading = asyncio.get_running_loop().create_task(registry.start())
+        try:
+            yield
+        finally:
+            loading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loading
+            await registry.close()
+
+    app = FastAPI(title="tfserve", version=VERSION, lifespan=lifespan, docs_url="/docs",
+                  redoc_url=None, openapi_url="/openapi.json")
+    app.state.settings = settings
+    app.state.registry = registry
+    errors.install(app)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    for module in (ops, tfserving, uploads, tfdeploy):  # tfdeploy's /{signature} is last
+        app.include_router(module.router)
+    openapi.install(app)
+    return app

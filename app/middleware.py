@@ -1,0 +1,40 @@
+"""ASGI middleware: the request body limit, enforced before a body is read whole."""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import PayloadTooLarge, error_response
+
+
+class BodyLimit:
+    """413 for bodies over `limit` bytes: at once when Content-Length says so, else as soon
+    as the streamed bytes pass the limit (the route's read raises `PayloadTooLarge`)."""
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            response = error_response(413, f"request body of {int(declared)} bytes exceeds "
+                                           f"the limit of {self.limit} bytes")
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise PayloadTooLarge(f"request body exceeds the limit of {self.limit} "
+                                          "bytes")
+            return message
+
+        await self.app(scope, limited_receive, send)

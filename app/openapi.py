@@ -1,0 +1,70 @@
+"""The OpenAPI document: the routes, plus one documented operation per model and signature.
+
+The per-model operations are concrete paths of the generic tfdeploy route
+(`/models/{model}/{signature}/predict`), each with the export's own request example, so
+Swagger UI's "Try it out" works for every loaded model as it is. Built on each request, so
+hot-reloaded models show up.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.requests import Request
+
+from app.registry import Registry
+from app.signatures import SignatureInfo
+
+DESCRIPTION = """Serves every SavedModel of the model repository over HTTP/JSON with dynamic
+batching: tfdeploy's routes, TensorFlow Serving's REST API v1, and upload routes for image
+files and raw text. Each model's signatures are listed below with a working example."""
+
+
+def _describe(info: SignatureInfo) -> str:
+    inputs = ", ".join(f"`{k}` {v.describe()}" for k, v in info.inputs.items())
+    outputs = ", ".join(f"`{k}` {v.describe()}" for k, v in info.outputs.items())
+    return f"Inputs: {inputs}.\n\nOutputs: {outputs}."
+
+
+def model_operations(registry: Registry) -> dict[str, dict]:
+    paths = {}
+    for model in sorted(registry.servables):
+        servable = registry.get(model)
+        for name, info in sorted(servable.signatures.items()):
+            body = {"schema": {"type": "object"}}
+            example = info.request_example()
+            if len(str(example)) < 200_000:  # InceptionV3's tensor example would be ~3 MB
+                body["example"] = example
+            paths[f"/models/{model}/{name}/predict"] = {"post": {
+                "tags": [f"model: {model}"],
+                "summary": f"{model} (version {servable.version}): {name}",
+                "description": _describe(info),
+                "operationId": f"predict__{model}__{name}",
+                "requestBody": {"required": True, "content": {"application/json": body}},
+                "responses": {"200": {"description": "one prediction per instance",
+                                      "content": {"application/json": {"example": {
+                                          "predictions": [{k: "..." for k in info.outputs}]}}}},
+                              "400": {"description": "invalid input"}},
+            }}
+    return paths
+
+
+def install(app: FastAPI) -> None:
+    def build() -> dict:
+        schema = get_openapi(title=app.title, version=app.version, description=DESCRIPTION,
+                             routes=app.routes)
+        schema["paths"] = {**model_operations(app.state.registry), **schema["paths"]}
+        return schema
+
+    app.openapi = build  # type: ignore[method-assign]
+
+    @app.get("/swagger.json", include_in_schema=False)
+    async def swagger_json(_: Request) -> JSONResponse:
+        return JSONResponse(build())
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> HTMLResponse:
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} API")

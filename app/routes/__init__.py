@@ -1,0 +1,1 @@
+"""HTTP routers, one module per API: tfdeploy, tfserving, uploads, ops."""

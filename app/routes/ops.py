@@ -1,0 +1,63 @@
+"""Operations routes.
+
+  GET /healthz, /v2/health/live     the process is alive
+  GET /readyz,  /v2/health/ready    every model loaded and warmed up (503 with the reason)
+  GET /metrics                      Prometheus metrics
+  GET /models                       every model: versions, signatures, labels, training metrics
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import JSONResponse, Response
+
+from app.predict import RegistryDep
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="Liveness")
+@router.get("/v2/health/live", include_in_schema=False)
+async def healthz() -> dict:
+    return {"status": "alive"}
+
+
+@router.get("/readyz", summary="Readiness")
+@router.get("/v2/health/ready", include_in_schema=False)
+async def readyz(registry: RegistryDep) -> Response:
+    if registry.ready:
+        return JSONResponse({"status": "ready",
+                             "models": {m: sorted(v) for m, v in registry.servables.items()}})
+    return JSONResponse({"status": "not ready", "error": registry.not_ready_reason},
+                        status_code=503)
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def metrics(registry: RegistryDep) -> Response:
+    return Response(generate_latest(registry.metrics.registry),
+                    media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/models", summary="All served models")
+async def models(registry: RegistryDep) -> dict:
+    """Every model with its versions, signatures, label count and training metrics."""
+    listing = {}
+    for name in sorted(set(registry.servables) | set(registry.failures)):
+        loaded = registry.servables.get(name, {})
+        listing[name] = {
+            "default_version": max(loaded) if loaded else None,
+            "versions": [{
+                "version": v, "state": s.state, "labels": len(s.labels),
+                "signatures": {sig: {
+                    "inputs": {k: {"dtype": t.dtype, "shape": list(t.shape or [])}
+                               for k, t in info.inputs.items()},
+                    "outputs": {k: {"dtype": t.dtype, "shape": list(t.shape or [])}
+                                for k, t in info.outputs.items()}}
+                    for sig, info in s.signatures.items()},
+                "training": s.metrics,
+            } for v, s in sorted(loaded.items(), reverse=True)],
+            "failed_versions": [{"version": f.version, "error": f.error}
+                                for f in registry.failures.get(name, {}).values()],
+        }
+    return {"models": listing}

@@ -1,0 +1,81 @@
+"""Every setting of the service, from the environment (prefix TFSERVE_) or a `.env` file.
+
+No other module reads the environment. Per-model batching overrides are JSON, e.g.
+`TFSERVE_MODEL_OVERRIDES='{"inception_v3": {"max_batch_size": 8, "batch_timeout_ms": 5}}'`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, PositiveFloat, PositiveInt
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BatchingOverride(BaseModel):
+    """Batching knobs that one model may set differently from the defaults."""
+
+    max_batch_size: PositiveInt | None = None
+    batch_timeout_ms: float | None = Field(None, ge=0)
+    max_queue_rows: PositiveInt | None = None
+    batching_enabled: bool | None = None
+
+
+class BatchingPolicy(BaseModel):
+    """The knobs one batcher runs with, after overrides."""
+
+    enabled: bool
+    max_batch_size: int
+    batch_timeout_ms: float
+    max_queue_rows: int
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TFSERVE_", env_file=".env", extra="ignore",
+                                      protected_namespaces=())
+
+    model_dir: Path = Field(Path("models"), description="the model repository")
+    host: str = Field("0.0.0.0", description="address to listen on")
+    port: int = Field(8089, ge=1, le=65535, description="port (tfdeploy's default)")
+    default_model: str = Field("mnist", description="model of the /{signature}/predict routes")
+    batching_enabled: bool = Field(True, description="batch concurrent requests together")
+    max_batch_size: PositiveInt = Field(64, description="rows per model call at most")
+    batch_timeout_ms: float = Field(
+        2.0, ge=0, description="how long the oldest request may wait for a batch to fill")
+    max_queue_rows: PositiveInt = Field(
+        4096, description="rows waiting per signature before new requests get 503")
+    model_overrides: dict[str, BatchingOverride] = Field(
+        default_factory=dict, description="per-model batching knobs (JSON)")
+    request_timeout_s: PositiveFloat = Field(
+        30.0, description="deadline of one prediction request (504 past it)")
+    max_body_bytes: PositiveInt = Field(
+        64 * 1024 * 1024, description="largest request body accepted (413 past it)")
+    max_instances: PositiveInt = Field(
+        1024, description="instances in one request at most (400 past it)")
+    max_images_per_upload: PositiveInt = Field(32, description="files in one upload at most")
+    max_versions: int = Field(
+        2, ge=0, description="versions served per model, the highest ones (0: all on disk)")
+    poll_interval_s: float = Field(
+        5.0, ge=0, description="how often to look for new model versions (0: never)")
+    inference_threads: PositiveInt = Field(
+        4, description="threads that run model calls (TensorFlow parallelises within each)")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+
+    def batching_for(self, model: str) -> BatchingPolicy:
+        override = self.model_overrides.get(model, BatchingOverride())
+
+        def pick(name: str):
+            value = getattr(override, name)
+            return getattr(self, name) if value is None else value
+
+        return BatchingPolicy(enabled=pick("batching_enabled"),
+                              max_batch_size=pick("max_batch_size"),
+                              batch_timeout_ms=pick("batch_timeout_ms"),
+                              max_queue_rows=pick("max_queue_rows"))
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
