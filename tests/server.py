@@ -1,0 +1,60 @@
+"""A real server for tests: `python -m app` (uvicorn) in a subprocess, on a free port."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(models_dir: Path, wait_ready: bool = True, log: Path | None = None,
+                   **settings: object) -> Iterator[str]:
+    """Start the service with TFSERVE_* settings; yield its base URL; SIGTERM it after."""
+    port = free_port()
+    env = {**os.environ, "TFSERVE_MODEL_DIR": str(models_dir), "TFSERVE_PORT": str(port),
+           "TFSERVE_HOST": "127.0.0.1", "TFSERVE_LOG_LEVEL": "WARNING",
+           **{f"TFSERVE_{k.upper()}": str(v) for k, v in settings.items()}}
+    out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
+    process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env,
+                               stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(url, process, "/readyz" if wait_ready else "/healthz")
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        if log:
+            out.close()
+
+
+def wait_until(url: str, process: subprocess.Popen, path: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before {path} was OK")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url + path, timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"{url}{path} not OK within {timeout}s")
