@@ -1,0 +1,15 @@
+-- wrk script: POST the JSON body in $BODY_FILE; print one machine-readable summary line.
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local file = assert(io.open(os.getenv("BODY_FILE"), "rb"))
+wrk.body = file:read("*a")
+file:close()
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT requests=%d duration_us=%d p50_us=%.0f p90_us=%.0f " ..
+                         "p99_us=%.0f errors=%d\n",
+                         summary.requests, summary.duration, latency:percentile(50),
+                         latency:percentile(90), latency:percentile(99),
+                         e.status + e.connect + e.read + e.write + e.timeout))
+end
