@@ -97,27 +97,20 @@ def split(outputs: Arrays, batch: list[Pending]) -> list[Arrays]:
     return results
 
 
-class Batcher:
-    """Size-or-timeout batching in front of one model signature."""
+class _Front:
+    """What both runners share: the queue bound, deadlines, counters, closing."""
 
-    def __init__(self, run: RunFn, executor: Executor, *, max_batch_size: int,
-                 batch_timeout_ms: float, max_queue_rows: int, name: str = "",
-                 on_batch: Callable[[int], None] | None = None):
-        if max_batch_size < 1 or max_queue_rows < 1 or batch_timeout_ms < 0:
-            raise ValueError("max_batch_size and max_queue_rows must be >= 1 and "
-                             "batch_timeout_ms >= 0")
+    def __init__(self, run: RunFn, executor: Executor, *, max_queue_rows: int, name: str,
+                 on_batch: Callable[[int], None] | None):
+        if max_queue_rows < 1:
+            raise ValueError("max_queue_rows must be >= 1")
         self.name = name
         self._run = run
         self._executor = executor
-        self.max_batch_size = max_batch_size
-        self._timeout = batch_timeout_ms / 1000.0
         self.max_queue_rows = max_queue_rows
         self._on_batch = on_batch
-        self._queue: collections.deque[Pending] = collections.deque()
         self._queued_rows = 0
-        self._arrived = asyncio.Event()
         self._in_flight = 0  # requests submitted and not yet answered
-        self._task: asyncio.Task | None = None
         self._closing = False
 
     @property
@@ -128,6 +121,44 @@ class Batcher:
     def in_flight(self) -> int:
         return self._in_flight
 
+    def _admit(self, rows: int) -> None:
+        if self._closing:
+            raise Overloaded(f"{self.name} is shutting down; retry on another instance")
+        if self._queued_rows + rows > self.max_queue_rows:
+            raise Overloaded(f"{self.name}: queue full ({self._queued_rows} rows waiting, "
+                             f"limit {self.max_queue_rows}); retry shortly")
+
+    async def _wait(self, future: asyncio.Future, deadline: float) -> Arrays:
+        """The future's result, or `DeadlineExceeded` (and the future cancelled) at `deadline`."""
+        self._in_flight += 1
+        try:
+            return await asyncio.wait_for(asyncio.shield(future),
+                                          max(deadline - time.monotonic(), 0))
+        except TimeoutError:
+            if not future.done():
+                future.cancel()  # a queued request is then dropped before it runs
+            raise DeadlineExceeded(f"{self.name}: no result within the request deadline") \
+                from None
+        finally:
+            self._in_flight -= 1
+
+
+class Batcher(_Front):
+    """Size-or-timeout batching in front of one model signature."""
+
+    def __init__(self, run: RunFn, executor: Executor, *, max_batch_size: int,
+                 batch_timeout_ms: float, max_queue_rows: int, name: str = "",
+                 on_batch: Callable[[int], None] | None = None):
+        if max_batch_size < 1 or batch_timeout_ms < 0:
+            raise ValueError("max_batch_size must be >= 1 and batch_timeout_ms >= 0")
+        super().__init__(run, executor, max_queue_rows=max_queue_rows, name=name,
+                         on_batch=on_batch)
+        self.max_batch_size = max_batch_size
+        self._timeout = batch_timeout_ms / 1000.0
+        self._queue: collections.deque[Pending] = collections.deque()
+        self._arrived = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._loop(),
@@ -135,26 +166,12 @@ class Batcher:
 
     async def submit(self, inputs: Arrays, rows: int, deadline: float) -> Arrays:
         """Queue `rows` rows and wait for their outputs, until `deadline` (monotonic)."""
-        if self._closing:
-            raise Overloaded(f"{self.name} is shutting down; retry on another instance")
-        if self._queued_rows + rows > self.max_queue_rows:
-            raise Overloaded(f"{self.name}: queue full ({self._queued_rows} rows waiting, "
-                             f"limit {self.max_queue_rows}); retry shortly")
+        self._admit(rows)
         pending = Pending(inputs, rows, asyncio.get_running_loop().create_future())
         self._queue.append(pending)
         self._queued_rows += rows
-        self._in_flight += 1
         self._arrived.set()
-        try:
-            return await asyncio.wait_for(asyncio.shield(pending.future),
-                                          max(deadline - time.monotonic(), 0))
-        except TimeoutError:
-            if not pending.future.done():
-                pending.future.cancel()  # dropped by take_batch if it has not run yet
-            raise DeadlineExceeded(f"{self.name}: no result within the request deadline") \
-                from None
-        finally:
-            self._in_flight -= 1
+        return await self._wait(pending.future, deadline)
 
     async def _loop(self) -> None:
         while True:
@@ -237,62 +254,35 @@ class Batcher:
             self._task = None
 
 
-class Unbatched:
-    """Batching switched off: each request is its own model call (for comparison)."""
+class Unbatched(_Front):
+    """Batching switched off: each request is its own model call (for comparison).
 
-    def __init__(self, run: RunFn, executor: Executor, *, max_queue_rows: int, name: str = "",
-                 on_batch: Callable[[int], None] | None = None):
-        self.name = name
-        self._run = run
-        self._executor = executor
-        self.max_queue_rows = max_queue_rows
-        self._on_batch = on_batch
-        self._queued_rows = 0
-        self._in_flight = 0
-        self._closing = False
-
-    @property
-    def queued_rows(self) -> int:
-        return self._queued_rows
-
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
+    `queued_rows` counts the rows submitted and not answered yet.
+    """
 
     def start(self) -> None:
         pass
 
     async def submit(self, inputs: Arrays, rows: int, deadline: float) -> Arrays:
-        if self._closing:
-            raise Overloaded(f"{self.name} is shutting down; retry on another instance")
-        if self._queued_rows + rows > self.max_queue_rows:
-            raise Overloaded(f"{self.name}: {self._queued_rows} rows waiting, limit "
-                             f"{self.max_queue_rows}; retry shortly")
-        self._queued_rows += rows  # here: rows submitted and not answered yet
-        self._in_flight += 1
+        self._admit(rows)
+        self._queued_rows += rows
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, self._call, inputs, rows)
         try:
-            return await asyncio.wait_for(asyncio.shield(future),
-                                          max(deadline - time.monotonic(), 0))
-        except TimeoutError:
-            raise DeadlineExceeded(f"{self.name}: no result within the request deadline") \
-                from None
+            future = loop.run_in_executor(self._executor, self._call, inputs, rows)
+            return await self._wait(future, deadline)
         finally:
-            self._in_flight -= 1
             self._queued_rows -= rows
 
     def _call(self, inputs: Arrays, rows: int) -> Arrays:
         if self._on_batch is not None:
             self._on_batch(rows)
         try:
-            outputs = self._run(inputs)
+            return self._run(inputs)
         except ServingError:
             raise
         except Exception as err:
             log.exception("%s: request of %d rows failed", self.name, rows)
             raise ModelFailed(f"{self.name}: the model failed: {type(err).__name__}") from None
-        return outputs
 
     async def close(self) -> None:
         self._closing = True

@@ -312,8 +312,7 @@ class Registry:
                 await self._poller
         for versions in self.servables.values():
             for servable in versions.values():
-                servable.users = 0
-                self._release(servable)
+                self._release(servable)  # uvicorn has drained the requests by now
         self.servables.clear()
         if self._releasing:
             await asyncio.gather(*self._releasing)
