@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await loading
             await registry.close()
 
-    app = FastAPI(title="tfserve", version=VERSION, lifespan=lifespan, docs_url="/docs",
+    app = FastAPI(title="tfserve", version=VERSION, lifespan=lifespan, docs_url=None,
                   redoc_url=None, openapi_url="/openapi.json")
     app.state.settings = settings
     app.state.registry = registry

@@ -8,14 +8,18 @@ hot-reloaded models show up.
 
 from __future__ import annotations
 
+import swagger_ui_bundle
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
 
 from app.registry import Registry
 from app.signatures import SignatureInfo
 
+STATIC = "/static/swagger"
 DESCRIPTION = """Serves every SavedModel of the model repository over HTTP/JSON with dynamic
 batching: tfdeploy's routes, TensorFlow Serving's REST API v1, and upload routes for image
 files and raw text. Each model's signatures are listed below with a working example."""
@@ -63,8 +67,13 @@ def install(app: FastAPI) -> None:
     async def swagger_json(_: Request) -> JSONResponse:
         return JSONResponse(build())
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> HTMLResponse:
-        from fastapi.openapi.docs import get_swagger_ui_html
+    # Swagger UI's files come from the swagger-ui-bundle-v2 package: no CDN, works offline.
+    app.mount(STATIC, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")
 
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} API")
+    @app.get("/", include_in_schema=False)
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} API",
+                                   swagger_js_url=f"{STATIC}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{STATIC}/swagger-ui.css",
+                                   swagger_favicon_url=f"{STATIC}/favicon-32x32.png")
