@@ -61,6 +61,8 @@ class Settings(BaseSettings):
         5.0, ge=0, description="how often to look for new model versions (0: never)")
     inference_threads: PositiveInt = Field(
         4, description="threads that run model calls (TensorFlow parallelises within each)")
+    shutdown_grace_s: PositiveFloat = Field(
+        30.0, description="on SIGTERM, how long in-flight requests may take to finish")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
 
     def batching_for(self, model: str) -> BatchingPolicy:
