@@ -15,7 +15,7 @@ export KERAS_HOME ?= $(CURDIR)/.keras
 OFFLINE_DATA ?= $(CURDIR)/../shared/keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install keras-cache models models-full serve test lint clean
+.PHONY: install keras-cache models models-full serve test lint clean compose-test
 
 install: $(VENV)/.installed
 
@@ -45,7 +45,12 @@ test: install keras-cache
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check app training tests bench
+	$(VENV)/bin/ruff check app training tests bench deploy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# Build the image, run the compose stack (2 API replicas behind nginx), predict, tear down.
+# Needs a Docker engine (here: ../shared/tools/docker-sandbox) and trained models.
+compose-test: models
+	$(PY) deploy/compose_check.py --models-dir $(MODELS_DIR)

@@ -316,3 +316,36 @@ def test_64_concurrent_requests_each_get_their_own_rows_in_shared_batches(
     single_row_batches = after["_bucket1.0"] - before.get("_bucket1.0", 0)
     assert rows_run == 64
     assert batches < 64 and single_row_batches < batches, after  # batches of more than 1 ran
+
+
+def metric_samples(url: str) -> dict[tuple, float]:
+    """Every sample of /metrics, parsed by prometheus-client's own parser."""
+    text = httpx.get(url + "/metrics").text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_metrics_parse_and_move_with_traffic(server):
+    labels = (("model", "mnist"), ("signature", "serving_default"), ("version", "1"))
+    before = metric_samples(server)
+    ok = (("model", "mnist"), ("signature", "serving_default"), ("status", "ok"),
+          ("version", "1"))
+    bad = (("model", "mnist"), ("signature", "serving_default"), ("status", "400"),
+           ("version", "1"))
+    for _ in range(3):
+        post(server, "/v1/models/mnist:predict", {"instances": [[0.0] * 784]})
+    post(server, "/v1/models/mnist:predict", {"instances": [[0.0] * 3]})
+    after = metric_samples(server)
+    assert after[("tfserve_requests_total", ok)] - before.get(("tfserve_requests_total", ok),
+                                                              0) == 3
+    assert after[("tfserve_requests_total", bad)] - before.get(("tfserve_requests_total", bad),
+                                                               0) == 1
+    assert after[("tfserve_request_latency_seconds_count", labels)] - before.get(
+        ("tfserve_request_latency_seconds_count", labels), 0) == 4
+    assert after[("tfserve_batch_size_sum", labels)] - before.get(
+        ("tfserve_batch_size_sum", labels), 0) == 3
+    assert ("tfserve_queue_rows", labels) in after
+    for model in ("mnist", "inception_v3"):
+        key = (("model", model), ("version", "1"))
+        assert after[("tfserve_model_load_seconds", key)] > 0
+        assert after[("tfserve_model_warmup_seconds", key)] > 0

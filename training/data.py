@@ -248,5 +248,8 @@ def _extract(archive: Path, into: Path) -> None:
     if marker.exists():
         return
     with tarfile.open(archive) as tar:
-        tar.extractall(into, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4: refuse unsafe members
+            tar.extractall(into, filter="data")
+        else:
+            tar.extractall(into)
     marker.touch()

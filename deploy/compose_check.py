@@ -1,0 +1,125 @@
+"""End-to-end check of the deployment: `make compose-test` (slow; not part of `make test`).
+
+Builds the image, brings the compose stack up with two API replicas behind the proxy, waits
+until it is healthy, sends real predictions for mnist, cifar10, imdb_sentiment and
+inception_v3 through the proxy, checks that both replicas served traffic, and tears it down.
+Prints the image size and the time from `up` to healthy. Needs a Docker engine
+(../shared/tools/docker-sandbox starts one here) and trained models in --models-dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT = "tfserve-check"
+SAMPLES = ROOT.parent / "shared" / "samples"
+
+
+def sh(*args: str, env: dict | None = None, capture: bool = False) -> str:
+    result = subprocess.run(args, cwd=ROOT, env={**os.environ, **(env or {})}, check=True,
+                            text=True, capture_output=capture)
+    return result.stdout if capture else ""
+
+
+def compose(*args: str, env: dict, capture: bool = False) -> str:
+    return sh("docker-compose", "-p", PROJECT, *args, env=env, capture=capture)
+
+
+def wait_healthy(env: dict, url: str, replicas: int, timeout: float = 600) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        ids = compose("ps", "-q", "api", env=env, capture=True).split()
+        states = [sh("docker", "inspect", "-f", "{{.State.Health.Status}}", i,
+                     capture=True).strip() for i in ids]
+        proxy_ok = False
+        with contextlib.suppress(httpx.HTTPError):
+            proxy_ok = httpx.get(url + "/readyz", timeout=2).status_code == 200
+        if len(ids) == replicas and all(s == "healthy" for s in states) and proxy_ok:
+            return time.monotonic() - started
+        time.sleep(1)
+    raise TimeoutError(f"stack not healthy within {timeout}s")
+
+
+def predictions(url: str) -> dict[str, object]:
+    mnist = httpx.post(url + "/serving_default/predict", timeout=60,
+                       json={"instances": [{"image_input": [0.0] * 784}]})
+    image = (SAMPLES / "images" / "umbrella.jpg").read_bytes()
+    cifar = httpx.post(url + "/models/cifar10/predict/image", timeout=60,
+                       files={"file": ("umbrella.jpg", image)})
+    inception = httpx.post(url + "/models/inception_v3/predict/image", timeout=60,
+                           files={"file": ("umbrella.jpg", image)})
+    imdb = httpx.post(url + "/models/imdb_sentiment/predict/text", timeout=60,
+                      json={"texts": ["A wonderful film, beautifully acted."]})
+    results = {}
+    for name, response in (("mnist", mnist), ("cifar10", cifar), ("inception_v3", inception),
+                           ("imdb_sentiment", imdb)):
+        assert response.status_code == 200, (name, response.status_code, response.text)
+        results[name] = response.json()["predictions"][0]
+    assert len(results["mnist"]["prediction"]) == 10
+    assert len(results["inception_v3"]["classes"]) == 3
+    assert results["imdb_sentiment"]["label"] in ("positive", "negative")
+    return results
+
+
+def requests_served(env: dict) -> list[float]:
+    counts = []
+    for container in compose("ps", "-q", "api", env=env, capture=True).split():
+        text = sh("docker", "exec", container, "python", "-c",
+                  "import urllib.request as u;"
+                  "print(u.urlopen('http://127.0.0.1:8089/metrics').read().decode())",
+                  capture=True)
+        counts.append(sum(float(line.split()[-1]) for line in text.splitlines()
+                          if line.startswith("tfserve_requests_total{")
+                          and 'status="ok"' in line))
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
+    parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument("--port", type=int, default=18089)
+    parser.add_argument("--no-build", action="store_true")
+    args = parser.parse_args()
+    image = "tfserve:check"
+    if not args.no_build:
+        started = time.monotonic()
+        sh("docker", "build", "--network=host", "-t", image, ".")
+        print(f"image built in {time.monotonic() - started:.0f} s")
+    size = int(sh("docker", "image", "inspect", "-f", "{{.Size}}", image, capture=True))
+    env = {"TFSERVE_IMAGE": image, "MODELS_VOLUME": str(args.models_dir.resolve()),
+           "OFFLINE_DATA": str((ROOT.parent / "shared" / "keras").resolve()),
+           "PORT": str(args.port)}
+    url = f"http://127.0.0.1:{args.port}"
+    try:
+        started = time.monotonic()
+        compose("up", "-d", "--no-build", "--scale", f"api={args.replicas}", env=env)
+        up_s = time.monotonic() - started
+        healthy_s = wait_healthy(env, url, args.replicas)
+        for _ in range(10):  # spread over the replicas by the proxy's round robin
+            results = predictions(url)
+        served = requests_served(env)
+        assert len(served) == args.replicas and all(c > 0 for c in served), served
+        report = {"image": image, "image_size_mb": round(size / 2**20),
+                  "up_returned_s": round(up_s, 1),
+                  "up_to_healthy_s": round(up_s + healthy_s, 1),
+                  "requests_ok_per_replica": served,
+                  "sample": {k: {kk: vv for kk, vv in v.items() if kk != "prediction"}
+                             for k, v in results.items()}}
+        print(json.dumps(report, indent=2))
+    finally:
+        compose("logs", "--tail", "20", env=env)
+        compose("down", "-v", "--remove-orphans", env=env)
+
+
+if __name__ == "__main__":
+    main()
