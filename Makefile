@@ -15,7 +15,7 @@ export KERAS_HOME ?= $(CURDIR)/.keras
 OFFLINE_DATA ?= $(CURDIR)/../shared/keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install keras-cache models models-full serve test lint clean compose-test
+.PHONY: install keras-cache models models-full serve test lint clean compose-test browser-test
 
 install: $(VENV)/.installed
 
@@ -54,3 +54,8 @@ clean:
 # Needs a Docker engine (here: ../shared/tools/docker-sandbox) and trained models.
 compose-test: models
 	$(PY) deploy/compose_check.py --models-dir $(MODELS_DIR)
+
+# Swagger UI's "Try it out" in headless Chromium (installs Debian's chromium + driver).
+browser-test: install keras-cache
+	@command -v chromedriver >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+	$(PY) -m pytest tests/browser -p no:cacheprovider
