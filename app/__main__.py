@@ -12,16 +12,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 
 import uvicorn  # noqa: E402
 
+from app.logs import configure  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.settings import get_settings  # noqa: E402
 
 settings = get_settings()
-logging.basicConfig(level=settings.log_level,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+log_config = configure(settings.log_level, settings.log_format)
 # uvicorn handles SIGTERM/SIGINT gracefully, then re-raises the signal to the handler that was
 # in place before it: this one, so a drained shutdown exits 0 instead of dying by the signal.
 for stop_signal in (signal.SIGTERM, signal.SIGINT):
     signal.signal(stop_signal, lambda number, _: logging.info("stopped by signal %d", number))
 uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-            log_level=settings.log_level.lower(),
+            log_config=log_config, log_level=settings.log_level.lower(),
             timeout_graceful_shutdown=settings.shutdown_grace_s)

@@ -63,7 +63,9 @@ class Settings(BaseSettings):
         4, description="threads that run model calls (TensorFlow parallelises within each)")
     shutdown_grace_s: PositiveFloat = Field(
         30.0, description="on SIGTERM, how long in-flight requests may take to finish")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text, or json: one JSON object per line")
 
     def batching_for(self, model: str) -> BatchingPolicy:
         override = self.model_overrides.get(model, BatchingOverride())

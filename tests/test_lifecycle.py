@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import shutil
 import time
 from pathlib import Path
@@ -158,3 +159,17 @@ def test_missing_model_directory_is_a_clear_startup_error(tmp_path):
             tmp_path / "absent", log=log):
         pass
     assert "model directory" in log.read_text() and "does not exist" in log.read_text()
+
+
+def test_json_logs_have_one_object_per_line_and_one_line_per_request(models_dir, tmp_path):
+    copy_version(models_dir, tmp_path, "mnist", 1, 1)
+    log = tmp_path / "server.log"
+    with running_server(tmp_path, log=log, poll_interval_s=0, log_format="json",
+                        log_level="INFO") as url:
+        predict_version(url, None)
+    ours = [line for line in log.read_text().splitlines() if line.startswith("{")]
+    entries = [json.loads(line) for line in ours]  # TensorFlow's C++ lines are not ours
+    assert {"time", "level", "logger", "message"} <= set(entries[0])
+    assert any("loaded mnist version 1" in e["message"] for e in entries)
+    assert any(e["logger"] == "uvicorn.access" and "POST /v1/models/mnist" in e["message"]
+               for e in entries)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from app.settings import Settings
@@ -31,3 +32,39 @@ def test_documented_defaults_match_the_code():
         else:
             assert shown == str(value) or float(shown) == float(value), (name, shown, value)
         assert field.description or name == "log_level"
+
+
+def readme_commands() -> list[str]:
+    """The shell lines of the README's "Using the service" example block."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Using the service"):readme.index("### Models, versions")]
+    block = section[section.index("```bash") + 7:section.index("```", section.index("```bash")
+                                                              + 7)]
+    return [line.split("  #")[0].strip() for line in block.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_the_readme_examples_run_against_a_live_server(models_dir, tmp_path):
+    import shutil
+    import subprocess
+
+    from tests.conftest import SAMPLES
+    from tests.server import running_server
+
+    commands = readme_commands()
+    routes = {"/serving_default/predict", "/predict_text/predict", "/versions/1/serving_default",
+              "/predict/image", "/predict/text", "/v1/models/mnist", "/metadata", "mnist:predict",
+              "/versions/1:predict", "inception_v3:predict", "/models ", "/healthz", "/readyz",
+              "/metrics"}
+    assert all(any(r in c + " " for c in commands) for r in routes), commands
+    shutil.copy(SAMPLES / "images" / "umbrella.jpg", tmp_path)
+    with running_server(models_dir, poll_interval_s=0) as url:
+        for command in commands:
+            runnable = command.replace("http://localhost:8089", url)
+            if runnable.startswith("curl "):  # fail on HTTP errors, keep the body
+                runnable = "curl -sS --fail-with-body " + runnable[5:]
+            result = subprocess.run(["bash", "-c", runnable], cwd=tmp_path, text=True,
+                                    capture_output=True, timeout=120)
+            assert result.returncode == 0, (command, result.stdout, result.stderr)
+            if command.startswith("curl") and "/metrics" not in command:
+                assert json.loads(result.stdout), command
