@@ -8,7 +8,9 @@ Contract:
   takes the server down and never blocks readiness.
 - `poll()` (every `poll_interval_s`) loads versions that appeared and releases versions that
   vanished or fell out of the `max_versions` highest. A released version leaves the routing
-  table at once and is closed after its in-flight requests have finished.
+  table at once and is closed after its in-flight requests have finished. An empty
+  repository is not ready; it becomes ready when a first model has been loaded (say, once a
+  trainer has written it).
 - `get()` and `Servable.signature()` raise `NotFound` naming what exists.
 States follow TensorFlow Serving's: START, LOADING, AVAILABLE, UNLOADING, END.
 This module and `training/` are the only ones that import TensorFlow.
@@ -163,6 +165,7 @@ class Registry:
         self.failures: dict[str, dict[int, VersionFailure]] = {}
         self.ready = False
         self.not_ready_reason = "models are loading"
+        self._loaded_once = False
         self._poller: asyncio.Task | None = None
         self._releasing: set[asyncio.Task] = set()
 
@@ -186,14 +189,11 @@ class Registry:
     # lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        model_dir = self.settings.model_dir
         await self.poll()
-        if not self.servables:
-            self.not_ready_reason = f"no loadable model in {model_dir.resolve()}"
-            log.warning(self.not_ready_reason)
-        else:
-            self.ready = True
-            self.not_ready_reason = ""
+        self._loaded_once = True
+        self._update_readiness()
+        if not self.ready:
+            log.warning("%s; waiting for models to appear", self.not_ready_reason)
         if self.settings.poll_interval_s > 0:
             self._poller = asyncio.get_running_loop().create_task(self._poll_forever())
 
@@ -222,6 +222,15 @@ class Registry:
                 self._release(loaded.pop(version))
             if not loaded:
                 del self.servables[model]
+        if self._loaded_once:
+            self._update_readiness()
+
+    def _update_readiness(self) -> None:
+        """Ready once the first scan is loaded and warm and at least one model serves; a
+        repository that is still empty (a trainer at work) becomes ready when models appear."""
+        self.ready = bool(self.servables)
+        self.not_ready_reason = "" if self.ready else (
+            f"no loadable model in {self.settings.model_dir.resolve()}")
 
     def _wanted(self, model: str, versions: list[int]) -> list[int]:
         """The versions to serve: the highest loadable ones (failed ones retried on change)."""

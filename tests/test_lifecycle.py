@@ -173,3 +173,15 @@ def test_json_logs_have_one_object_per_line_and_one_line_per_request(models_dir,
     assert any("loaded mnist version 1" in e["message"] for e in entries)
     assert any(e["logger"] == "uvicorn.access" and "POST /v1/models/mnist" in e["message"]
                for e in entries)
+
+
+def test_an_empty_repository_is_not_ready_until_a_model_appears(models_dir, tmp_path):
+    with running_server(tmp_path, wait_ready=False, poll_interval_s=0.3) as url:
+        not_ready = httpx.get(url + "/readyz")
+        assert not_ready.status_code == 503
+        assert "no loadable model" in not_ready.json()["error"]
+        busy = predict_version(url, None)
+        assert busy.status_code == 503 and "not ready" in busy.json()["error"]
+        copy_version(models_dir, tmp_path, "mnist", 1, 1)
+        wait_for(lambda: httpx.get(url + "/readyz").status_code == 200)
+        assert predict_version(url, None).status_code == 200
