@@ -26,11 +26,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Symlink tree of the offline data into a writable Keras cache; a no-op when there is none.
-keras-cache:
-	@if [ -d "$(OFFLINE_DATA)" ]; then \
-	  mkdir -p "$(KERAS_HOME)" && cp -rsn "$(abspath $(OFFLINE_DATA))/." "$(KERAS_HOME)/"; \
-	  echo "Keras cache $(KERAS_HOME) linked to offline data $(OFFLINE_DATA)"; \
-	fi
+keras-cache: install
+	@if [ -d "$(OFFLINE_DATA)" ]; then $(PY) -m training.cache "$(OFFLINE_DATA)"; fi
 
 models: install keras-cache
 	$(PY) -m training all --profile $(PROFILE) --missing-only --models-dir $(MODELS_DIR)

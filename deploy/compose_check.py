@@ -4,7 +4,8 @@ Builds the image, brings the compose stack up with two API replicas behind the p
 until it is healthy, sends real predictions for mnist, cifar10, imdb_sentiment and
 inception_v3 through the proxy, checks that both replicas served traffic, and tears it down.
 Prints the image size and the time from `up` to healthy. Needs a Docker engine
-(../shared/tools/docker-sandbox starts one here) and trained models in --models-dir.
+(../shared/tools/docker-sandbox starts one here) and trained models in --models-dir, or
+`--fresh` to start from an empty models volume that the trainer fills (minutes).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def compose(*args: str, env: dict, capture: bool = False) -> str:
     return sh("docker-compose", "-p", PROJECT, *args, env=env, capture=capture)
 
 
-def wait_healthy(env: dict, url: str, replicas: int, timeout: float = 600) -> float:
+def wait_healthy(env: dict, url: str, replicas: int, timeout: float = 1500) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         ids = compose("ps", "-q", "api", env=env, capture=True).split()
@@ -43,10 +44,35 @@ def wait_healthy(env: dict, url: str, replicas: int, timeout: float = 600) -> fl
         proxy_ok = False
         with contextlib.suppress(httpx.HTTPError):
             proxy_ok = httpx.get(url + "/readyz", timeout=2).status_code == 200
-        if len(ids) == replicas and all(s == "healthy" for s in states) and proxy_ok:
+        if len(ids) == replicas and all(s == "healthy" for s in states) and proxy_ok \
+                and trainer_done(env) and all_models_served(url, replicas):
             return time.monotonic() - started
         time.sleep(1)
     raise TimeoutError(f"stack not healthy within {timeout}s")
+
+
+MODELS = ("mnist", "cifar10", "cifar10_transfer", "imdb_sentiment", "inception_v3")
+
+
+def trainer_done(env: dict) -> bool:
+    """The one-shot trainer has exited; a failure ends the check at once."""
+    (container,) = compose("ps", "-a", "-q", "trainer", env=env, capture=True).split()
+    state = sh("docker", "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", container,
+               capture=True).split()
+    if state[0] == "exited" and state[1] != "0":
+        raise RuntimeError(f"the trainer failed with exit code {state[1]}")
+    return state[0] == "exited"
+
+
+def all_models_served(url: str, replicas: int) -> bool:
+    """Every model answers its status route on every replica (asked round-robin)."""
+    for _ in range(2 * replicas):
+        for model in MODELS:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/v1/models/{model}", timeout=2).status_code == 200:
+                    continue
+            return False
+    return True
 
 
 def predictions(url: str) -> dict[str, object]:
@@ -89,6 +115,8 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--port", type=int, default=18089)
     parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start from an empty models volume: the trainer builds them")
     args = parser.parse_args()
     image = "tfserve:check"
     if not args.no_build:
@@ -96,9 +124,11 @@ def main() -> None:
         sh("docker", "build", "--network=host", "-t", image, ".")
         print(f"image built in {time.monotonic() - started:.0f} s")
     size = int(sh("docker", "image", "inspect", "-f", "{{.Size}}", image, capture=True))
-    env = {"TFSERVE_IMAGE": image, "MODELS_VOLUME": str(args.models_dir.resolve()),
+    env = {"TFSERVE_IMAGE": image,
            "OFFLINE_DATA": str((ROOT.parent / "shared" / "keras").resolve()),
            "PORT": str(args.port)}
+    if not args.fresh:
+        env["MODELS_VOLUME"] = str(args.models_dir.resolve())
     url = f"http://127.0.0.1:{args.port}"
     try:
         started = time.monotonic()

@@ -21,7 +21,8 @@ SAMPLES = SHARED / "samples"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if "KERAS_HOME" not in os.environ and OFFLINE_KERAS.is_dir():
     _cache = Path(tempfile.mkdtemp(prefix="tfserve-keras-home-"))
-    subprocess.run(["cp", "-rs", f"{OFFLINE_KERAS}/.", str(_cache)], check=True)
+    subprocess.run([sys.executable, "-m", "training.cache", str(OFFLINE_KERAS)], check=True,
+                   env={**os.environ, "KERAS_HOME": str(_cache)}, capture_output=True)
     os.environ["KERAS_HOME"] = str(_cache)
 
 

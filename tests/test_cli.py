@@ -88,3 +88,36 @@ def test_all_refuses_per_model_options(tmp_path):
     result = run_training("all", "--version", "3", "--models-dir", str(tmp_path))
     assert result.returncode == 2
     assert "apply to one model" in result.stderr
+
+
+def test_offline_cache_links_files_into_writable_folders(tmp_path):
+    import os
+    import stat
+
+    from training.cache import link_offline_cache
+
+    source = tmp_path / "offline"
+    (source / "datasets" / "mnist").mkdir(parents=True)
+    (source / "datasets" / "mnist" / "a.gz").write_bytes(b"x")
+    (source / "datasets" / "mnist.npz").write_bytes(b"y")
+    for folder in (source / "datasets" / "mnist", source / "datasets"):
+        folder.chmod(0o555)  # a read-only offline copy, like ../shared
+    cache = tmp_path / "cache"
+    assert link_offline_cache(source, cache) == 2
+    assert link_offline_cache(source, cache) == 0  # idempotent
+    assert (cache / "datasets" / "mnist.npz").is_symlink()
+    assert (cache / "datasets" / "mnist" / "a.gz").read_bytes() == b"x"
+    for folder in (cache / "datasets", cache / "datasets" / "mnist"):
+        assert os.stat(folder).st_mode & stat.S_IWUSR
+    result = run_training_cache(str(tmp_path / "absent"))
+    assert result.returncode == 1 and "does not exist" in result.stderr
+
+
+def run_training_cache(*args: str):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    return subprocess.run([sys.executable, "-m", "training.cache", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
