@@ -1,8 +1,7 @@
 """CIFAR-10: a small VGG-style CNN on 8 classes, then transfer-learned to the other 2.
 
 `cifar10` trains from the PNG class folders with augmentation (rotation 15 degrees, shifts
-0.2, horizontal flip), EarlyStopping(patience 10), ModelCheckpoint on the best val_loss and
-ReduceLROnPlateau.
+0.2, horizontal flip), EarlyStopping(patience 10) and ModelCheckpoint on the best val_loss.
 `cifar10_transfer` freezes conv1..drop2 of a trained `cifar10`, swaps the 8-way head for a
 2-way softmax and trains on ship/truck.
 
@@ -38,8 +37,7 @@ class Profile:
     test_per_class: int | None  # validation images per class; None = all 1,000
     epochs: int
     batch_size: int = 32
-    patience: int = 10  # EarlyStopping
-    reduce_lr_patience: int = 4
+    patience: int = 10
 
 
 PROFILES = {"quick": Profile(2_500, 500, 12, batch_size=64), "full": Profile(None, None, 100)}
@@ -104,10 +102,6 @@ def _train(model: keras.Model, name: str, classes: tuple[str, ...], profile: Pro
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=profile.patience),
             keras.callbacks.ModelCheckpoint(best, monitor="val_loss", save_best_only=True,
                                             save_weights_only=True),
-            # A fixed Adam rate plateaus near 70% on the full data; halving it helps.
-            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
-                                              patience=profile.reduce_lr_patience,
-                                              min_lr=1e-5),
         ]
         history, metrics = fit(
             model, augmented(*train_set, profile.batch_size), val_set,
