@@ -53,6 +53,7 @@ class Servable:
     batchers: dict[str, Batcher | Unbatched] = field(default_factory=dict)
     state: str = "LOADING"
     users: int = 0  # requests holding this version
+    saved_model: object = field(default=None, repr=False)  # keeps the TF objects alive
 
     def signature(self, name: str) -> SignatureInfo:
         try:
@@ -132,8 +133,7 @@ def load_version(name: str, version: int, path: Path) -> tuple[Servable, dict]:
     labels_file = path / "assets" / "labels.txt"
     labels = labels_file.read_text().splitlines() if labels_file.exists() else []
     servable = Servable(name, version, path, signatures, labels,
-                        _read_json(path / "metrics.json"))
-    servable._loaded = loaded  # keeps the TF objects alive as long as the servable
+                        _read_json(path / "metrics.json"), saved_model=loaded)
     return servable, functions
 
 
@@ -311,7 +311,7 @@ class Registry:
         for batcher in servable.batchers.values():
             await batcher.close()
         servable.state = "END"
-        servable._loaded = None
+        servable.saved_model = None
         log.info("released %s version %d", servable.name, servable.version)
 
     async def close(self) -> None:
