@@ -15,7 +15,8 @@ Response:
                    {"predictions": [{output_name: value, ...}, ...]} otherwise
   TF Serving cols  {"outputs": value} for a single output, {"outputs": {name: value}} otherwise
 String outputs are UTF-8 strings, or {"b64": ...} when the output name ends in "_bytes".
-Every violation raises `InvalidInput` with a message naming the input and what was expected.
+Every violation raises `InvalidInput` with a message naming the input and what was expected;
+an image file over the pixel limit raises `PayloadTooLarge`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 import orjson
 
 from app.errors import InvalidInput
+from app.images import check_image_size
 from app.signatures import SignatureInfo, TensorInfo
 
 Arrays = dict[str, np.ndarray]
@@ -56,9 +58,12 @@ def requested_signature(payload: Any, default: str) -> str:
     return name
 
 
-def decode_request(payload: Any, signature: SignatureInfo,
-                   max_instances: int) -> tuple[Arrays, int, bool]:
-    """Request JSON -> (arrays by input name, row count, whether it was columnar)."""
+def decode_request(payload: Any, signature: SignatureInfo, max_instances: int,
+                   max_image_pixels: int | None = None) -> tuple[Arrays, int, bool]:
+    """Request JSON -> (arrays by input name, row count, whether it was columnar).
+
+    Binary values that are image files larger than `max_image_pixels` are refused (413).
+    """
     if not isinstance(payload, dict):
         raise InvalidInput('expected a JSON object with "instances" or "inputs"')
     has_rows, has_columns = "instances" in payload, "inputs" in payload
@@ -73,7 +78,8 @@ def decode_request(payload: Any, signature: SignatureInfo,
         columns = _rows_to_columns(payload["instances"], signature)
     else:
         columns = _named_columns(payload["inputs"], signature)
-    arrays = {name: to_array(value, signature.inputs[name]) for name, value in columns.items()}
+    arrays = {name: to_array(value, signature.inputs[name], max_image_pixels)
+              for name, value in columns.items()}
     rows = _common_rows(arrays, signature)
     if rows == 0:
         raise InvalidInput("no instances: send at least one")
@@ -140,10 +146,12 @@ def _is_b64(value: Any) -> bool:
 _INT_KINDS = "iu"
 
 
-def to_array(value: Any, spec: TensorInfo) -> np.ndarray:
+def to_array(value: Any, spec: TensorInfo, max_image_pixels: int | None = None) -> np.ndarray:
     """A JSON value holding all rows of one input -> a numpy array checked against `spec`."""
-    convert = _string_array if spec.dtype == "string" else _numeric_array
-    array = convert(value, spec)
+    if spec.dtype == "string":
+        array = _string_array(value, spec, max_image_pixels)
+    else:
+        array = _numeric_array(value, spec)
     _check_shape(array, spec)
     return array
 
@@ -173,7 +181,7 @@ def _numeric_array(value: Any, spec: TensorInfo) -> np.ndarray:
     return array.astype(target, copy=False)
 
 
-def _string_array(value: Any, spec: TensorInfo) -> np.ndarray:
+def _string_array(value: Any, spec: TensorInfo, max_image_pixels: int | None) -> np.ndarray:
     def convert(item: Any):
         if isinstance(item, list):
             return [convert(x) for x in item]
@@ -181,10 +189,13 @@ def _string_array(value: Any, spec: TensorInfo) -> np.ndarray:
             return item.encode("utf-8")
         if _is_b64(item):
             try:
-                return base64.b64decode(item["b64"], validate=True)
+                data = base64.b64decode(item["b64"], validate=True)
             except (binascii.Error, ValueError, TypeError):
                 raise InvalidInput(f"input {spec.name!r}: invalid base64 in "
                                    '{"b64": ...}; use standard base64') from None
+            if max_image_pixels is not None:
+                check_image_size(data, max_image_pixels, f"input {spec.name!r}")
+            return data
         raise InvalidInput(f"input {spec.name!r} expects strings or {{\"b64\": ...}} objects, "
                            f"got {_sample(item)}")
 

@@ -8,6 +8,7 @@ reveals no internals.
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,6 +16,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 log = logging.getLogger(__name__)
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[\w.\-]+/)+[\w.\-]*")
+
+
+def redact_paths(message: str) -> str:
+    """Library messages (TensorFlow's) may name files on the server; clients see `<path>`."""
+    return _ABSOLUTE_PATH.sub("<path>", message)
 
 
 class ServingError(Exception):
@@ -30,12 +37,23 @@ class InvalidInput(ServingError):
     status = 400
 
 
+class Unauthorized(ServingError):
+    status = 401
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
 class NotFound(ServingError):
     status = 404
 
 
 class PayloadTooLarge(ServingError):
     status = 413
+
+
+class BodyTooLarge(PayloadTooLarge):
+    """The body passed the limit: closing the connection spares reading the rest of it."""
+
+    headers = {"Connection": "close"}
 
 
 class UnsupportedMediaType(ServingError):

@@ -12,8 +12,9 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
-from app import errors, openapi
+from app import errors, openapi, security
 from app.metrics import Metrics
 from app.middleware import BodyLimit
 from app.registry import Registry
@@ -48,7 +49,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = registry
     errors.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    for module in (ops, tfserving, uploads, tfdeploy):  # tfdeploy's /{signature} is last
-        app.include_router(module.router)
+    if settings.cors_origins:  # outermost, so refusals carry CORS headers too
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type", "X-API-Key"])
+    app.include_router(ops.router)
+    protected = security.model_route_dependencies(settings)
+    # tfdeploy's catch-all /{signature}/predict goes last
+    for router in (ops.catalog, tfserving.router, uploads.router, tfdeploy.router):
+        app.include_router(router, dependencies=protected)
     openapi.install(app)
     return app

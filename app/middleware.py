@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import PayloadTooLarge, error_response
+from app.errors import BodyTooLarge, error_response
 
 
 class BodyLimit:
@@ -22,7 +22,8 @@ class BodyLimit:
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.limit:
             response = error_response(413, f"request body of {int(declared)} bytes exceeds "
-                                           f"the limit of {self.limit} bytes")
+                                           f"the limit of {self.limit} bytes",
+                                      BodyTooLarge.headers)
             await response(scope, receive, send)
             return
         seen = 0
@@ -33,7 +34,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise PayloadTooLarge(f"request body exceeds the limit of {self.limit} "
+                    raise BodyTooLarge(f"request body exceeds the limit of {self.limit} "
                                           "bytes")
             return message
 

@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
 
 from app.registry import Registry
+from app.security import openapi_security
 from app.signatures import SignatureInfo
 
 STATIC = "/static/swagger"
@@ -33,6 +34,7 @@ def _describe(info: SignatureInfo) -> str:
 
 def model_operations(registry: Registry) -> dict[str, dict]:
     paths = {}
+    security = openapi_security(registry.settings)
     for model in sorted(registry.servables):
         servable = registry.get(model)
         for name, info in sorted(servable.signatures.items()):
@@ -50,6 +52,7 @@ def model_operations(registry: Registry) -> dict[str, dict]:
                                       "content": {"application/json": {"example": {
                                           "predictions": [{k: "..." for k in info.outputs}]}}}},
                               "400": {"description": "invalid input"}},
+                **({"security": security} if security else {}),
             }}
     return paths
 

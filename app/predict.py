@@ -67,8 +67,8 @@ async def run_signature(registry: Registry, settings: Settings, model: str,
     try:
         with servable.in_use():
             signature = servable.signature(signature_name)
-            arrays, rows, columnar = codecs.decode_request(payload, signature,
-                                                           settings.max_instances)
+            arrays, rows, columnar = codecs.decode_request(
+                payload, signature, settings.max_instances, settings.max_image_pixels)
             deadline = time.monotonic() + settings.request_timeout_s
             outputs = await servable.batchers[signature_name].submit(arrays, rows, deadline)
         status = "ok"

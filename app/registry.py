@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ import tensorflow as tf
 
 from app import codecs
 from app.batching import Batcher, Unbatched
-from app.errors import InvalidInput, NotFound, Overloaded
+from app.errors import InvalidInput, NotFound, Overloaded, redact_paths
 from app.metrics import Metrics
 from app.settings import Settings
 from app.signatures import SignatureInfo, TensorInfo
@@ -137,9 +138,23 @@ def load_version(name: str, version: int, path: Path) -> tuple[Servable, dict]:
     return servable, functions
 
 
+_TF_NOISE = re.compile(r"\s*(\[\[.*?\]\]|\[Op:[^\]]*\]|\{\{.*?\}\})")
+_TF_PREAMBLE = ("Graph execution error", "Detected at node", "<stack traces", "File ", "  ")
+
+
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else ""
+    """The error's reason, fit for a client: no stack, no graph internals, no file paths.
+
+    TensorFlow's graph errors open with "Graph execution error:" and a stack; the reason is
+    the first line after them, and the failing node is named in "Detected at node ...".
+    """
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    reasons = [line for line in lines if not line.startswith(_TF_PREAMBLE)]
+    reason = _TF_NOISE.sub("", reasons[0] if reasons else (lines[0] if lines else "")).strip()
+    node = re.search(r"Detected at node (\S+)", str(err))
+    if node:
+        reason += f" (at node {node.group(1)})"
+    return redact_paths(reason)
 
 
 def make_runner(function):

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, PositiveFloat, PositiveInt
+from pydantic import BaseModel, Field, PositiveFloat, PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     max_instances: PositiveInt = Field(
         1024, description="instances in one request at most (400 past it)")
     max_images_per_upload: PositiveInt = Field(32, description="files in one upload at most")
+    max_image_pixels: PositiveInt = Field(
+        25_000_000, description="width x height of one image input at most (413 past it)")
+    api_key: SecretStr | None = Field(
+        None, description="if set, model routes need `Authorization: Bearer <key>` or "
+                          "`X-API-Key: <key>` (401 otherwise)")
+    cors_origins: list[str] = Field(
+        default_factory=list, description='origins allowed cross-site (JSON, e.g. ["*"])')
     max_versions: int = Field(
         2, ge=0, description="versions served per model, the highest ones (0: all on disk)")
     poll_interval_s: float = Field(

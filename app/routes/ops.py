@@ -4,6 +4,9 @@
   GET /readyz,  /v2/health/ready    every model loaded and warmed up (503 with the reason)
   GET /metrics                      Prometheus metrics
   GET /models                       every model: versions, signatures, labels, training metrics
+
+`router` stays open (orchestrators and scrapers); `catalog` is a model route, behind the API
+key when one is set.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from app.predict import RegistryDep
 
 router = APIRouter(tags=["operations"])
+catalog = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", summary="Liveness")
@@ -39,7 +43,7 @@ async def metrics(registry: RegistryDep) -> Response:
                     media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/models", summary="All served models")
+@catalog.get("/models", summary="All served models")
 async def models(registry: RegistryDep) -> dict:
     """Every model with its versions, signatures, label count and training metrics."""
     listing = {}

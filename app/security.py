@@ -1,0 +1,44 @@
+"""Optional API-key auth for the model routes (off unless TFSERVE_API_KEY is set).
+
+The key is accepted as `Authorization: Bearer <key>` (what API gateways and SDKs send) or as
+`X-API-Key: <key>` (what curl users type). Health, readiness, metrics and the docs stay open
+so orchestrators and scrapers need no secret.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.params import Depends as DependsParam
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from app.errors import Unauthorized
+from app.settings import Settings
+
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API key")
+
+
+async def require_api_key(
+        request: Request,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+        header_key: Annotated[str | None, Security(_header)],
+) -> None:
+    expected = request.app.state.settings.api_key.get_secret_value().encode()
+    given = bearer.credentials if bearer is not None else header_key
+    # compare_digest: the time taken does not tell how much of a guess was right
+    if not given or not secrets.compare_digest(given.encode(), expected):
+        raise Unauthorized("missing or wrong API key: send `Authorization: Bearer <key>` or "
+                           "`X-API-Key: <key>`")
+
+
+def model_route_dependencies(settings: Settings) -> list[DependsParam]:
+    """What every model route depends on: the key check when a key is configured, else nothing."""
+    return [Depends(require_api_key)] if settings.api_key is not None else []
+
+
+def openapi_security(settings: Settings) -> list[dict]:
+    """The `security` requirement of model operations in the OpenAPI document."""
+    return [{"HTTPBearer": []}, {"APIKeyHeader": []}] if settings.api_key is not None else []
