@@ -6,8 +6,10 @@ request has waited `batch_timeout_ms`, whichever comes first; rows are concatena
 0, the model runs once in a worker thread (off the event loop), and outputs are split back by
 row counts, in order. While one batch runs, the next one fills, so batches grow with load.
 
-Bounds: a full queue refuses new requests at once (`Overloaded`, 503); a request that cannot
-finish before its deadline gets `DeadlineExceeded` (504) and its rows are dropped from the
+Bounds: a full queue refuses new requests at once (`Overloaded`, 503), and so does a queue
+holding more work than the new request's deadline leaves time for (measured rows/s), so
+overload is refused in microseconds instead of timing out after the deadline; a request that
+still cannot finish in time gets `DeadlineExceeded` (504) and its rows are dropped from the
 queue if they have not run yet. A failing batch fails every request in it, and nothing else.
 """
 
@@ -158,6 +160,7 @@ class Batcher(_Front):
         self._queue: collections.deque[Pending] = collections.deque()
         self._arrived = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self.rows_per_s: float | None = None  # moving average of what the model sustains
 
     def start(self) -> None:
         if self._task is None:
@@ -167,11 +170,24 @@ class Batcher(_Front):
     async def submit(self, inputs: Arrays, rows: int, deadline: float) -> Arrays:
         """Queue `rows` rows and wait for their outputs, until `deadline` (monotonic)."""
         self._admit(rows)
+        self._admit_by_deadline(rows, deadline)
         pending = Pending(inputs, rows, asyncio.get_running_loop().create_future())
         self._queue.append(pending)
         self._queued_rows += rows
         self._arrived.set()
         return await self._wait(pending.future, deadline)
+
+    def _admit_by_deadline(self, rows: int, deadline: float) -> None:
+        if self.rows_per_s is None:
+            return
+        wait = (self._queued_rows + rows) / self.rows_per_s
+        if wait > deadline - time.monotonic():
+            raise Overloaded(f"{self.name}: the queue holds ~{wait:.1f}s of work, more than "
+                             "the request deadline; retry shortly")
+
+    def _measure(self, rows: int, seconds: float) -> None:
+        rate = rows / max(seconds, 1e-6)
+        self.rows_per_s = rate if self.rows_per_s is None else 0.8 * self.rows_per_s + 0.2 * rate
 
     async def _loop(self) -> None:
         while True:
@@ -203,8 +219,10 @@ class Batcher(_Front):
         rows = sum(p.rows for p in batch)
         if self._on_batch is not None:
             self._on_batch(rows)
+        started = time.monotonic()
         try:
             results = await self._run_batch(batch)
+            self._measure(rows, time.monotonic() - started)
         except ServingError as err:
             if len(batch) == 1:
                 self._fail(batch, err)

@@ -26,6 +26,47 @@ batching: tfdeploy's routes, TensorFlow Serving's REST API v1, and upload routes
 files and raw text. Each model's signatures are listed below with a working example."""
 
 
+ERROR_SCHEMA = {"type": "object", "required": ["error"],
+                "properties": {"error": {"type": "string", "description": "what went wrong"}}}
+# Every status a route can answer besides 200, by method; FastAPI's 422 is never sent (400 is).
+ERRORS_BY_METHOD = {
+    "get": {"400": "a malformed path parameter", "404": "no such model or version"},
+    "post": {"400": "invalid request or input the model rejected",
+             "404": "no such model, version or signature",
+             "413": "the body, or an image in it, is over its limit",
+             "415": "the body is not JSON (or, for uploads, not multipart)",
+             "500": "the model failed while running",
+             "503": "the queue is full or the model is loading (see Retry-After)",
+             "504": "the request's deadline passed"},
+}
+
+
+def _name_served_models(schema: dict, models: list[str]) -> None:
+    """`{model}` path parameters list the served models, so clients and fuzzers can tell."""
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["name"] == "model" and parameter["in"] == "path" and models:
+                    parameter["schema"] = {**parameter["schema"], "enum": models}
+
+
+def _document_errors(schema: dict, auth: bool) -> None:
+    """Declare the JSON error body and each status a model route may answer."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for operations in schema["paths"].values():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            if "operations" in operation.get("tags", []):
+                continue  # health, readiness, metrics document their own
+            statuses = dict(ERRORS_BY_METHOD.get(method, {}))
+            if auth:
+                statuses["401"] = "missing or wrong API key"
+            for status, description in statuses.items():
+                responses.setdefault(status, {"description": description, "content": error})
+
+
 def _describe(info: SignatureInfo) -> str:
     inputs = ", ".join(f"`{k}` {v.describe()}" for k, v in info.inputs.items())
     outputs = ", ".join(f"`{k}` {v.describe()}" for k, v in info.outputs.items())
@@ -50,8 +91,7 @@ def model_operations(registry: Registry) -> dict[str, dict]:
                 "requestBody": {"required": True, "content": {"application/json": body}},
                 "responses": {"200": {"description": "one prediction per instance",
                                       "content": {"application/json": {"example": {
-                                          "predictions": [{k: "..." for k in info.outputs}]}}}},
-                              "400": {"description": "invalid input"}},
+                                          "predictions": [{k: "..." for k in info.outputs}]}}}}},
                 **({"security": security} if security else {}),
             }}
     return paths
@@ -62,6 +102,8 @@ def install(app: FastAPI) -> None:
         schema = get_openapi(title=app.title, version=app.version, description=DESCRIPTION,
                              routes=app.routes)
         schema["paths"] = {**model_operations(app.state.registry), **schema["paths"]}
+        _document_errors(schema, app.state.settings.api_key is not None)
+        _name_served_models(schema, sorted(app.state.registry.servables))
         return schema
 
     app.openapi = build  # type: ignore[method-assign]

@@ -195,3 +195,39 @@ def test_an_unexpected_model_error_becomes_a_500_without_internals(executor):
 def test_bad_configuration_fails_in_the_constructor(executor):
     with pytest.raises(ValueError, match="max_batch_size"):
         Batcher(lambda x: x, executor, max_batch_size=0, batch_timeout_ms=1, max_queue_rows=1)
+
+
+def test_work_beyond_the_deadline_is_refused_at_once_and_the_rest_is_served(loop):
+    def slow_model(inputs):  # 50 ms per call, whatever the batch: 20 rows/s at 1 row a batch
+        time.sleep(0.05)
+        return {"y": inputs["x"] * 2}
+
+    async def scenario():
+        with ThreadPoolExecutor(1) as executor:
+            batcher = Batcher(slow_model, executor, max_batch_size=1, batch_timeout_ms=0,
+                              max_queue_rows=1000, name="slow")
+            batcher.start()
+            for _ in range(3):  # teach it the model's pace
+                await batcher.submit({"x": np.ones((1, 1))}, 1, time.monotonic() + 5)
+            assert 10 < batcher.rows_per_s < 25
+
+            async def one():
+                started = time.monotonic()
+                try:
+                    await batcher.submit({"x": np.ones((1, 1))}, 1, started + 0.3)
+                    return "ok", time.monotonic() - started
+                except Overloaded:
+                    return "refused", time.monotonic() - started
+                except DeadlineExceeded:
+                    return "late", time.monotonic() - started
+
+            outcomes = await asyncio.gather(*[one() for _ in range(20)])
+            await batcher.close()
+            return outcomes
+
+    outcomes = loop.run_until_complete(scenario())
+    kinds = [kind for kind, _ in outcomes]
+    refused = [t for kind, t in outcomes if kind == "refused"]
+    assert 3 <= kinds.count("ok") <= 7  # ~0.3 s of work was admitted
+    assert kinds.count("late") <= 1  # at most the one admitted right at the edge
+    assert len(refused) >= 12 and max(refused) < 0.01  # the rest, refused without waiting

@@ -294,8 +294,8 @@ def test_a_failing_model_fails_only_its_own_requests(models_dir, tmp_path):
                    for r in goods), [r.text for r in goods]
         assert all(r.status_code == 200 for r in digits)
         for response in bads:
-            assert_refused(url, response, 500, "faulty/1/serving_default: the model failed: NotFoundError",
-                           tmp_path)
+            assert_refused(url, response, 500,
+                           "faulty/1/serving_default: the model failed: NotFoundError", tmp_path)
             assert "nonexistent" not in response.text
         assert metric(url, "tfserve_requests_total", model="faulty", status="500") == 10
         assert metric(url, "tfserve_requests_total", model="faulty", status="ok") == 20

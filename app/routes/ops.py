@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from app.predict import RegistryDep
 
 router = APIRouter(tags=["operations"])
-catalog = APIRouter(tags=["operations"])
+catalog = APIRouter(tags=["models"])
 
 
 @router.get("/healthz", summary="Liveness")
@@ -27,7 +27,10 @@ async def healthz() -> dict:
     return {"status": "alive"}
 
 
-@router.get("/readyz", summary="Readiness")
+@router.get("/readyz", summary="Readiness", responses={503: {
+    "description": "not ready: models loading, or none served",
+    "content": {"application/json": {"schema": {"type": "object", "properties": {
+        "status": {"type": "string"}, "error": {"type": "string"}}}}}}})
 @router.get("/v2/health/ready", include_in_schema=False)
 async def readyz(registry: RegistryDep) -> Response:
     if registry.ready:
@@ -37,7 +40,9 @@ async def readyz(registry: RegistryDep) -> Response:
                         status_code=503)
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+            responses={200: {"description": "Prometheus text format",
+                             "content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}})
 async def metrics(registry: RegistryDep) -> Response:
     return Response(generate_latest(registry.metrics.registry),
                     media_type=CONTENT_TYPE_LATEST)
