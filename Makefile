@@ -15,7 +15,8 @@ export KERAS_HOME ?= $(CURDIR)/.keras
 OFFLINE_DATA ?= $(CURDIR)/../shared/keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install keras-cache models models-full serve test lint clean compose-test browser-test
+.PHONY: install keras-cache models models-full serve test lint clean compose-test browser-test \
+	fuzz overload
 
 install: $(VENV)/.installed
 
@@ -49,6 +50,13 @@ clean:
 
 # Build the image, run the compose stack (2 API replicas behind nginx), predict, tear down.
 # Needs a Docker engine (here: ../shared/tools/docker-sandbox) and trained models.
+# long runs, never part of `make test`
+fuzz: install keras-cache
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} FUZZ_SEED=$${FUZZ_SEED:-$$RANDOM} $(PY) -m pytest -s tests/test_fuzz.py
+
+overload: models
+	$(PY) -m bench.overload --models-dir $(MODELS_DIR)
+
 compose-test: models
 	$(PY) deploy/compose_check.py --models-dir $(MODELS_DIR)
 

@@ -161,6 +161,7 @@ class Batcher(_Front):
         self._arrived = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.rows_per_s: float | None = None  # moving average of what the model sustains
+        self._running_rows = 0  # rows of the batch the model is running now
 
     def start(self) -> None:
         if self._task is None:
@@ -180,7 +181,8 @@ class Batcher(_Front):
     def _admit_by_deadline(self, rows: int, deadline: float) -> None:
         if self.rows_per_s is None:
             return
-        wait = (self._queued_rows + rows) / self.rows_per_s
+        # a new request waits for the running batch and the queue ahead, then its own rows
+        wait = (self._running_rows + self._queued_rows + rows) / self.rows_per_s
         if wait > deadline - time.monotonic():
             raise Overloaded(f"{self.name}: the queue holds ~{wait:.1f}s of work, more than "
                              "the request deadline; retry shortly")
@@ -220,6 +222,7 @@ class Batcher(_Front):
         if self._on_batch is not None:
             self._on_batch(rows)
         started = time.monotonic()
+        self._running_rows = rows
         try:
             results = await self._run_batch(batch)
             self._measure(rows, time.monotonic() - started)
@@ -231,6 +234,8 @@ class Batcher(_Front):
             for pending in batch:
                 await self._execute_alone(pending)
             return
+        finally:
+            self._running_rows = 0
         for pending, result in zip(batch, results, strict=True):
             if not pending.future.done():
                 pending.future.set_result(result)

@@ -17,6 +17,12 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 
 
+class ServerURL(str):
+    """The base URL, carrying the server's process id (for memory readings)."""
+
+    pid: int
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -25,7 +31,7 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_server(models_dir: Path, wait_ready: bool = True, log: Path | None = None,
-                   **settings: object) -> Iterator[str]:
+                   **settings: object) -> Iterator[ServerURL]:
     """Start the service with TFSERVE_* settings; yield its base URL; SIGTERM it after."""
     port = free_port()
     env = {**os.environ, "TFSERVE_MODEL_DIR": str(models_dir), "TFSERVE_PORT": str(port),
@@ -34,7 +40,8 @@ def running_server(models_dir: Path, wait_ready: bool = True, log: Path | None =
     out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env,
                                stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    url = ServerURL(f"http://127.0.0.1:{port}")
+    url.pid = process.pid
     try:
         wait_until(url, process, "/readyz" if wait_ready else "/healthz")
         yield url
