@@ -160,7 +160,8 @@ class Batcher(_Front):
         self._queue: collections.deque[Pending] = collections.deque()
         self._arrived = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self.rows_per_s: float | None = None  # moving average of what the model sustains
+        self._rates: collections.deque[float] = collections.deque(maxlen=16)
+        self._batches_run = 0
         self._running_rows = 0  # rows of the batch the model is running now
 
     def start(self) -> None:
@@ -187,9 +188,16 @@ class Batcher(_Front):
             raise Overloaded(f"{self.name}: the queue holds ~{wait:.1f}s of work, more than "
                              "the request deadline; retry shortly")
 
+    @property
+    def rows_per_s(self) -> float | None:
+        """The best rate of the recent batches: small batches and slow outliers understate
+        what the model sustains, and refusing on an understatement would refuse servable work."""
+        return max(self._rates) if self._rates else None
+
     def _measure(self, rows: int, seconds: float) -> None:
-        rate = rows / max(seconds, 1e-6)
-        self.rows_per_s = rate if self.rows_per_s is None else 0.8 * self.rows_per_s + 0.2 * rate
+        self._batches_run += 1
+        if self._batches_run > 1:  # the first call (warm-up) pays one-time graph costs
+            self._rates.append(rows / max(seconds, 1e-6))
 
     async def _loop(self) -> None:
         while True:

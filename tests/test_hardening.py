@@ -326,3 +326,11 @@ def test_deleting_a_serving_version_loses_no_request(models_dir, tmp_path):
         after = httpx.post(url + IMAGE_PREDICT, json={"signature_name": "predict_image",
                                                       "instances": [image]}, timeout=60)
         assert after.status_code == 200
+
+
+def test_the_container_runs_as_a_non_root_user():
+    dockerfile = (Path(__file__).resolve().parents[1] / "Dockerfile").read_text().splitlines()
+    final_stage = dockerfile[max(i for i, line in enumerate(dockerfile)
+                                 if line.startswith("FROM")):]
+    users = [line.split()[1] for line in final_stage if line.startswith("USER")]
+    assert users and users[-1] not in ("root", "0", "0:0")

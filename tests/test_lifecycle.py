@@ -109,7 +109,7 @@ def test_in_flight_requests_finish_when_their_version_is_released(models_dir, tm
         wait_for(lambda: status(url, "inception_v3") == {"2": "AVAILABLE"})
 
 
-def test_overload_is_refused_fast_and_deadlines_give_504(models_dir, tmp_path):
+def test_a_full_queue_is_refused_fast_with_retry_after(models_dir, tmp_path):
     copy_version(models_dir, tmp_path, "inception_v3", 1, 1)
     image = {"b64": base64.b64encode((SAMPLES / "images" / "koala.jpg").read_bytes()).decode()}
 
@@ -121,16 +121,13 @@ def test_overload_is_refused_fast_and_deadlines_give_504(models_dir, tmp_path):
                 for _ in range(24)])
 
     with running_server(tmp_path, poll_interval_s=0, max_queue_rows=2,
-                        request_timeout_s=0.02, max_batch_size=1) as url:
+                        max_batch_size=1) as url:
         responses = asyncio.run(burst(url))
         codes = [r.status_code for r in responses]
-        assert set(codes) <= {200, 503, 504}
-        assert 503 in codes and 504 in codes
+        assert set(codes) == {200, 503}, codes
         refused = next(r for r in responses if r.status_code == 503)
         assert refused.headers["retry-after"] == "1"
         assert "queue full" in refused.json()["error"]
-        late = next(r for r in responses if r.status_code == 504)
-        assert "deadline" in late.json()["error"]
         assert httpx.get(url + "/readyz").status_code == 200
 
 
