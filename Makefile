@@ -16,7 +16,7 @@ OFFLINE_DATA ?= $(CURDIR)/../shared/keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: install keras-cache models models-full serve test lint clean compose-test browser-test \
-	fuzz overload
+	fuzz overload bench
 
 install: $(VENV)/.installed
 
@@ -56,6 +56,13 @@ fuzz: install keras-cache
 
 overload: models
 	$(PY) -m bench.overload --models-dir $(MODELS_DIR)
+
+# tfserve vs the in-process call, plain FastAPI, LitServe, the no-model floor (needs wrk)
+BENCH_IMAGE ?= $(wildcard ../shared/samples/images/koala.jpg)
+bench: models
+	$(VENV)/bin/pip install -q -e '.[$(FLAVOUR),dev,bench]'
+	$(PY) -m bench run --models-dir $(MODELS_DIR) $(if $(BENCH_IMAGE),--image $(BENCH_IMAGE)) \
+		--docs docs/BENCHMARKS.md
 
 compose-test: models
 	$(PY) deploy/compose_check.py --models-dir $(MODELS_DIR)

@@ -1,6 +1,6 @@
--- wrk script: POST the JSON body in $BODY_FILE; print one machine-readable summary line.
+-- wrk script: POST the body in $BODY_FILE with $CONTENT_TYPE; print one summary line.
 wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Content-Type"] = os.getenv("CONTENT_TYPE") or "application/json"
 local file = assert(io.open(os.getenv("BODY_FILE"), "rb"))
 wrk.body = file:read("*a")
 file:close()

@@ -1,0 +1,62 @@
+"""`python -m bench run`: tfserve against the in-process call and its peers, in one run.
+
+    python -m bench run [--scenario NAME ...] [--system NAME ...] [--seconds 10]
+                        [--models-dir models] [--image PHOTO] [--out bench/results]
+                        [--docs docs/BENCHMARKS.md]
+
+Scenarios: mnist, mnist-32, inception-b64, inception-multipart, imdb-text (default: all).
+Needs wrk (apt-get install wrk) and the `bench` extra (LitServe). The overload run is
+`python -m bench.overload`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from bench import report as markdown_report
+from bench.run import FLOOR, LITSERVE, OURS, PLAIN, SCENARIOS, UNBATCHED, Report, run
+
+SYSTEMS = [OURS, UNBATCHED, PLAIN, LITSERVE, FLOOR]
+SHORT = {"tfserve": OURS, "unbatched": UNBATCHED, "plain": PLAIN, "litserve": LITSERVE,
+         "floor": FLOOR}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    bench = commands.add_parser("run", help="run scenarios and write the report")
+    bench.add_argument("--scenario", action="append", choices=[s.name for s in SCENARIOS])
+    bench.add_argument("--system", action="append", choices=list(SHORT))
+    bench.add_argument("--seconds", type=float, default=10.0, help="per measurement")
+    bench.add_argument("--models-dir", type=Path, default=Path("models"))
+    bench.add_argument("--image", type=Path, help="photo for the image scenarios "
+                       "(default: the export's own example image)")
+    bench.add_argument("--out", type=Path, default=Path("bench/results"))
+    bench.add_argument("--docs", type=Path, help="also write the report there")
+    args = parser.parse_args()
+    scenarios = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
+    systems = [SHORT[s] for s in args.system] if args.system else SYSTEMS
+    report = Report(machine=markdown_report.machine(),
+                    command="python -m bench " + shlex.join(sys.argv[1:]), seconds=args.seconds)
+    with tempfile.TemporaryDirectory() as folder:
+        run(scenarios, systems, args.models_dir, Path(folder), args.image, args.seconds, report)
+    text = markdown_report.markdown(report)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.json").write_text(json.dumps(asdict(report), indent=2))
+    (args.out / "bench.md").write_text(text)
+    if args.docs:
+        header = "# Benchmarks\n\nWritten by `python -m bench run --docs docs/BENCHMARKS.md`.\n\n"
+        args.docs.parent.mkdir(parents=True, exist_ok=True)
+        args.docs.write_text(header + text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

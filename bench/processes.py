@@ -1,0 +1,91 @@
+"""Servers under test, each its own process on a free loopback port."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Running:
+    url: str
+    pid: int
+    ready_s: float  # from process start to its readiness path answering 200
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(command: list[str], port: int, ready_path: str, env: dict[str, str] | None = None,
+          timeout: float = 300) -> Iterator[Running]:
+    """Start `command`, wait until GET `ready_path` answers 200, yield it, stop it (SIGTERM)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{command} exited with {process.returncode}")
+            if time.perf_counter() - started > timeout:
+                raise TimeoutError(f"{command} not ready within {timeout}s")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + ready_path, timeout=2).status_code == 200:
+                    break
+            time.sleep(0.05)
+        yield Running(url, process.pid, time.perf_counter() - started)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@contextlib.contextmanager
+def our_server(models_dir: Path, **settings: object) -> Iterator[Running]:
+    """`python -m app` with TFSERVE_* settings."""
+    port = free_port()
+    env = {"TFSERVE_MODEL_DIR": str(models_dir), "TFSERVE_PORT": str(port),
+           "TFSERVE_HOST": "127.0.0.1", "TFSERVE_LOG_LEVEL": "WARNING",
+           "TFSERVE_POLL_INTERVAL_S": "0",
+           **{f"TFSERVE_{k.upper()}": str(v) for k, v in settings.items()}}
+    with serve([sys.executable, "-m", "app"], port, "/readyz", env) as running:
+        yield running
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process and its children (LitServe runs workers)."""
+    total = 0.0
+    for process in [pid, *_children(pid)]:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{process}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children = (task / "children").read_text().split()
+            for child in map(int, children):
+                found += [child, *_children(child)]
+    return found

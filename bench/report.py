@@ -1,0 +1,102 @@
+"""The results as markdown: the machine, the command, the tables, each ratio, the targets."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+from bench.run import FLOOR, LITSERVE, OURS, PLAIN, UNBATCHED, Report, Result
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    memory = next((int(line.split()[1]) // 1024 // 1024 for line in
+                   Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal")), 0)
+    import tensorflow as tf
+
+    return (f"{cpu}, {os.cpu_count()} cores, {memory} GiB RAM, no GPU; "
+            f"{platform.platform()}; Python {platform.python_version()}, "
+            f"TensorFlow {tf.__version__}")
+
+
+def _find(report: Report, scenario: str, system: str, connections: int) -> Result | None:
+    return next((r for r in report.results if (r.scenario, r.system, r.connections)
+                 == (scenario, system, connections)), None)
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a and b else "n/a"
+
+
+def tables(report: Report) -> list[str]:
+    lines = []
+    for scenario in dict.fromkeys(r.scenario for r in report.results):
+        lines += [f"### {scenario}", "",
+                  "| system | clients | req/s | rows/s | p50 ms | p90 ms | p99 ms | errors "
+                  "| mean batch | tfserve ÷ this |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in (r for r in report.results if r.scenario == scenario):
+            ours = _find(report, scenario, OURS, r.connections)
+            lines.append(f"| {r.system} | {r.connections} | {r.rps:,.0f} | {r.rows_per_s:,.0f} "
+                         f"| {r.p50_ms} | {r.p90_ms} | {r.p99_ms} | {r.errors} "
+                         f"| {r.mean_batch or ''} "
+                         f"| {'' if r.system == OURS else _ratio(ours and ours.rps, r.rps)} |")
+        lines.append("")
+    return lines
+
+
+def targets(report: Report) -> list[str]:
+    checks = []
+
+    def check(name: str, value: str, ok: bool | None) -> None:
+        verdict = "n/a" if ok is None else ("met" if ok else "**missed**")
+        checks.append(f"| {name} | {value} | {verdict} |")
+
+    ours = _find(report, "mnist", OURS, 64)
+    for system, goal in ((PLAIN, 3.0), (LITSERVE, 4.0), (FLOOR, 0.7), (UNBATCHED, None)):
+        other = _find(report, "mnist", system, 64)
+        ratio = ours.rps / other.rps if ours and other else None
+        check(f"mnist, 64 clients: tfserve ÷ {system}" + (f" >= {goal}" if goal else ""),
+              f"{ratio:.2f}x" if ratio else "n/a",
+              None if ratio is None or goal is None else ratio >= goal)
+    if ours:
+        check("mnist, 64 clients: p99 <= 30 ms", f"{ours.p99_ms} ms", ours.p99_ms <= 30)
+        check("mnist, 64 clients: mean batch size", f"{ours.mean_batch}", None)
+    images = _find(report, "inception-b64", OURS, 16)
+    limit = report.in_process.get("inception_v3/predict_image")
+    if images and limit:
+        share = images.rows_per_s / limit["best_rows_per_s"]
+        check("inception b64, 16 clients: >= 90% of in-process images/s at the best batch",
+              f"{share:.0%} ({images.rows_per_s} vs {limit['best_rows_per_s']} at batch "
+              f"{limit['best_batch']})", share >= 0.9)
+    one = _find(report, "mnist", OURS, 1)
+    mnist = report.in_process.get("mnist/serving_default")
+    if one and mnist:
+        gap = one.p50_ms - mnist["p50_ms_one_row"]
+        check("one mnist request: p50 within 2 ms of in-process",
+              f"{one.p50_ms} ms vs {mnist['p50_ms_one_row']} ms (+{gap:.2f} ms)", gap <= 2)
+    if report.cold_start_s:
+        check("cold start to /readyz, all five models <= 20 s", f"{report.cold_start_s} s",
+              report.cold_start_s <= 20)
+    if OURS in report.rss_mib:
+        check("RSS after the run (aim <= 2 GB)", f"{report.rss_mib[OURS]:,.0f} MiB",
+              report.rss_mib[OURS] <= 2048)
+    return ["| target | measured | |", "|---|---|---|", *checks]
+
+
+def markdown(report: Report) -> str:
+    in_process = ["| signature | p50 at 1 row | rows/s by batch size |", "|---|---|---|"]
+    for target, m in report.in_process.items():
+        by_batch = ", ".join(f"{b}: {v:,.0f}" for b, v in m["rows_per_s_by_batch"].items())
+        in_process.append(f"| {target} | {m['p50_ms_one_row']} ms | {by_batch} |")
+    memory = ", ".join(f"{k} {v:,.0f} MiB" for k, v in report.rss_mib.items())
+    return "\n".join([
+        f"Machine: {report.machine}.", "", f"Command: `{report.command}` "
+        f"({report.seconds:g} s per measurement; wrk, 2 threads, keep-alive).", "",
+        "## Targets", "", *targets(report), "",
+        "## The model in-process (the physical limit: no HTTP, no JSON)", "", *in_process, "",
+        "## Scenarios", "", *tables(report),
+        f"Resident memory after the runs: {memory}.", ""])

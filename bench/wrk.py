@@ -1,0 +1,46 @@
+"""wrk, the C load generator: one machine-readable line per run (see post.lua)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+LUA = Path(__file__).with_name("post.lua")
+
+
+@dataclass
+class Body:
+    path: Path
+    content_type: str
+    rows: int  # instances per request
+
+
+@dataclass
+class Load:
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    errors: int
+
+
+def require() -> None:
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk not found: apt-get install wrk (Debian/Ubuntu)")
+
+
+def drive(url: str, body: Body, connections: int, seconds: float) -> Load:
+    result = subprocess.run(
+        ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s",
+         "--timeout", "30s", "-s", str(LUA), url],
+        env={**os.environ, "BODY_FILE": str(body.path), "CONTENT_TYPE": body.content_type},
+        capture_output=True, text=True, check=True)
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT"))
+    values = {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", line)}
+    return Load(rps=values["requests"] / (values["duration_us"] / 1e6),
+                p50_ms=values["p50_us"] / 1000, p90_ms=values["p90_us"] / 1000,
+                p99_ms=values["p99_us"] / 1000, errors=int(values["errors"]))
