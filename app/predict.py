@@ -21,11 +21,12 @@ from app.settings import Settings
 from app.signatures import SignatureInfo
 
 
-def get_registry(request: Request) -> Registry:
+# async: FastAPI would run a sync dependency in a worker thread, a thread hop per request
+async def get_registry(request: Request) -> Registry:
     return request.app.state.registry
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 

@@ -35,7 +35,7 @@ def require() -> None:
 
 def drive(url: str, body: Body, connections: int, seconds: float) -> Load:
     result = subprocess.run(
-        ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s",
+        ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
          "--timeout", "30s", "-s", str(LUA), url],
         env={**os.environ, "BODY_FILE": str(body.path), "CONTENT_TYPE": body.content_type},
         capture_output=True, text=True, check=True)
