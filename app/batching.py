@@ -11,15 +11,20 @@ holding more work than the new request's deadline leaves time for (measured rows
 overload is refused in microseconds instead of timing out after the deadline; a request that
 still cannot finish in time gets `DeadlineExceeded` (504) and its rows are dropped from the
 queue if they have not run yet. A failing batch fails every request in it, and nothing else.
+
+The timeout ends early when waiting cannot help: `Traffic` counts the requests the server is
+handling and those of them parked in a batcher; when every one is parked, no batch-mate can
+come but from the network, so a lone request at low load runs at once instead of waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -31,6 +36,37 @@ log = logging.getLogger(__name__)
 
 Arrays = dict[str, np.ndarray]
 RunFn = Callable[[Arrays], Arrays]
+
+
+class Traffic:
+    """Requests in the server (counted by middleware) and how many wait in batchers."""
+
+    def __init__(self) -> None:
+        self.active = 0  # HTTP requests being handled
+        self.parked = 0  # of those, submitted to a batcher and not answered yet
+        self._watchers: set[asyncio.Event] = set()
+
+    def enter(self) -> None:
+        self.active += 1
+
+    def leave(self) -> None:
+        self.active -= 1
+        for event in self._watchers:
+            event.set()
+
+    @property
+    def others_busy(self) -> bool:
+        """Whether some request is still being read, decoded or answered: a possible batch-mate."""
+        return self.active > self.parked
+
+    @contextlib.contextmanager
+    def watching(self, event: asyncio.Event) -> Iterator[None]:
+        """Set `event` whenever a request leaves, so a waiting batcher re-checks."""
+        self._watchers.add(event)
+        try:
+            yield
+        finally:
+            self._watchers.discard(event)
 
 
 @dataclass(eq=False)
@@ -103,10 +139,12 @@ class _Front:
     """What both runners share: the queue bound, deadlines, counters, closing."""
 
     def __init__(self, run: RunFn, executor: Executor, *, max_queue_rows: int, name: str,
-                 on_batch: Callable[[int], None] | None):
+                 on_batch: Callable[[int], None] | None = None,
+                 traffic: Traffic | None = None):
         if max_queue_rows < 1:
             raise ValueError("max_queue_rows must be >= 1")
         self.name = name
+        self._traffic = traffic
         self._run = run
         self._executor = executor
         self.max_queue_rows = max_queue_rows
@@ -133,16 +171,20 @@ class _Front:
     async def _wait(self, future: asyncio.Future, deadline: float) -> Arrays:
         """The future's result, or `DeadlineExceeded` (and the future cancelled) at `deadline`."""
         self._in_flight += 1
+        if self._traffic is not None:
+            self._traffic.parked += 1
         try:
-            return await asyncio.wait_for(asyncio.shield(future),
-                                          max(deadline - time.monotonic(), 0))
+            # asyncio's clock is time.monotonic; on timeout the future is cancelled, so a
+            # queued request is dropped before it runs
+            async with asyncio.timeout_at(deadline):
+                return await future
         except TimeoutError:
-            if not future.done():
-                future.cancel()  # a queued request is then dropped before it runs
             raise DeadlineExceeded(f"{self.name}: no result within the request deadline") \
                 from None
         finally:
             self._in_flight -= 1
+            if self._traffic is not None:
+                self._traffic.parked -= 1
 
 
 class Batcher(_Front):
@@ -150,11 +192,11 @@ class Batcher(_Front):
 
     def __init__(self, run: RunFn, executor: Executor, *, max_batch_size: int,
                  batch_timeout_ms: float, max_queue_rows: int, name: str = "",
-                 on_batch: Callable[[int], None] | None = None):
+                 on_batch: Callable[[int], None] | None = None, traffic: Traffic | None = None):
         if max_batch_size < 1 or batch_timeout_ms < 0:
             raise ValueError("max_batch_size must be >= 1 and batch_timeout_ms >= 0")
         super().__init__(run, executor, max_queue_rows=max_queue_rows, name=name,
-                         on_batch=on_batch)
+                         on_batch=on_batch, traffic=traffic)
         self.max_batch_size = max_batch_size
         self._timeout = batch_timeout_ms / 1000.0
         self._queue: collections.deque[Pending] = collections.deque()
@@ -213,17 +255,18 @@ class Batcher(_Front):
                 await self._execute(batch)
 
     async def _wait_for_batch(self) -> None:
-        """Until the queue holds a full batch or its oldest request's timeout has passed."""
-        oldest = self._queue[0].enqueued_at
-        while self._queued_rows < self.max_batch_size and not self._closing:
-            remaining = oldest + self._timeout - time.monotonic()
-            if remaining <= 0:
-                return
-            self._arrived.clear()
-            try:
-                await asyncio.wait_for(self._arrived.wait(), remaining)
-            except TimeoutError:
-                return
+        """Until the queue holds a full batch, its oldest request's timeout has passed, or no
+        other request in the server could still join."""
+        deadline = self._queue[0].enqueued_at + self._timeout
+        watching = (self._traffic.watching(self._arrived) if self._traffic is not None
+                    else contextlib.nullcontext())
+        with watching, contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                while self._queued_rows < self.max_batch_size and not self._closing:
+                    if self._traffic is not None and not self._traffic.others_busy:
+                        return
+                    self._arrived.clear()
+                    await self._arrived.wait()
 
     async def _execute(self, batch: list[Pending]) -> None:
         rows = sum(p.rows for p in batch)

@@ -79,6 +79,12 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+def internal_error(request: Request):
+    """Anything unexpected: the traceback goes to the log, the client learns nothing inside."""
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal error; the server log has the details")
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ServingError)
     async def serving_error(_: Request, err: ServingError):
@@ -101,5 +107,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, err: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal error; the server log has the details")
+        return internal_error(request)

@@ -15,10 +15,12 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import errors, openapi, security
+from app.batching import Traffic
 from app.metrics import Metrics
-from app.middleware import BodyLimit
+from app.middleware import BodyLimit, CountRequests
 from app.registry import Registry
 from app.routes import ops, tfdeploy, tfserving, uploads
+from app.routes.direct import DirectPredict
 from app.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -27,7 +29,8 @@ VERSION = "0.1.0"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    registry = Registry(settings, Metrics())
+    traffic = Traffic()
+    registry = Registry(settings, Metrics(), traffic)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -48,7 +51,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.registry = registry
     errors.install(app)
+    if settings.direct_predict:  # innermost: inside the body limit and the request count
+        app.add_middleware(DirectPredict)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(CountRequests, traffic=traffic)
     if settings.cors_origins:  # outermost, so refusals carry CORS headers too
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST"],

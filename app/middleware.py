@@ -1,10 +1,30 @@
-"""ASGI middleware: the request body limit, enforced before a body is read whole."""
+"""ASGI middleware: the request body limit, enforced before a body is read whole, and the
+count of requests in progress that lets a batcher stop waiting early (app.batching.Traffic)."""
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.batching import Traffic
 from app.errors import BodyTooLarge, error_response
+
+
+class CountRequests:
+    """Counts HTTP requests from their first byte until their response is sent."""
+
+    def __init__(self, app: ASGIApp, traffic: Traffic):
+        self.app = app
+        self.traffic = traffic
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.traffic.enter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.traffic.leave()
 
 
 class BodyLimit:
@@ -19,7 +39,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length", b"")
+        declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
         if declared.isdigit() and int(declared) > self.limit:
             response = error_response(413, f"request body of {int(declared)} bytes exceeds "
                                            f"the limit of {self.limit} bytes",

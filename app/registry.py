@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import re
@@ -32,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from app import codecs
-from app.batching import Batcher, Unbatched
+from app.batching import Batcher, Traffic, Unbatched
 from app.errors import InvalidInput, NotFound, Overloaded, redact_paths
 from app.metrics import Metrics
 from app.settings import Settings
@@ -170,10 +171,24 @@ def make_runner(function):
     return run
 
 
+def freeze_heap() -> None:
+    """Hide the long-lived objects (TensorFlow's, the models') from the garbage collector.
+
+    A full collection walks ~440k of them, ~300 ms with the event loop stopped, at moments
+    set by allocation counts: a latency spike for whichever requests are in flight. Frozen,
+    collections scan only the young, per-request objects. Called after loads and releases:
+    one pause at a moment we choose instead of recurring ones.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 class Registry:
-    def __init__(self, settings: Settings, metrics: Metrics):
+    def __init__(self, settings: Settings, metrics: Metrics, traffic: Traffic | None = None):
         self.settings = settings
         self.metrics = metrics
+        self.traffic = traffic
         self.executor = ThreadPoolExecutor(settings.inference_threads,
                                            thread_name_prefix="inference")
         self.servables: dict[str, dict[int, Servable]] = {}
@@ -227,16 +242,20 @@ class Registry:
         except OSError as err:
             log.error("cannot read %s: %s", self.settings.model_dir, err)
             return
+        loaded_any = False
         for model, versions in on_disk.items():
             for version in self._wanted(model, versions):
                 if version not in self.servables.get(model, {}):
                     await self._load(model, version)
+                    loaded_any = True
         for model, loaded in list(self.servables.items()):
             wanted = set(self._wanted(model, on_disk.get(model, [])))
             for version in [v for v in loaded if v not in wanted]:
                 self._release(loaded.pop(version))
             if not loaded:
                 del self.servables[model]
+        if loaded_any:
+            freeze_heap()
         if self._loaded_once:
             self._update_readiness()
 
@@ -292,7 +311,7 @@ class Registry:
             batch_hist = self.metrics.batch_size.labels(*labels)
             common = {"name": f"{servable.name}/{servable.version}/{sig_name}",
                       "max_queue_rows": policy.max_queue_rows,
-                      "on_batch": batch_hist.observe}
+                      "on_batch": batch_hist.observe, "traffic": self.traffic}
             runner = make_runner(function)
             if policy.enabled:
                 batcher = Batcher(runner, self.executor, max_batch_size=policy.max_batch_size,
@@ -327,6 +346,7 @@ class Registry:
             await batcher.close()
         servable.state = "END"
         servable.saved_model = None
+        freeze_heap()  # the released version's objects become collectable again
         log.info("released %s version %d", servable.name, servable.version)
 
     async def close(self) -> None:

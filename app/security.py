@@ -13,6 +13,8 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.params import Depends as DependsParam
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
+from pydantic import SecretStr
 
 from app.errors import Unauthorized
 from app.settings import Settings
@@ -21,17 +23,32 @@ _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API k
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API key")
 
 
+def verify(given: str | None, expected: SecretStr) -> None:
+    # compare_digest: the time taken does not tell how much of a guess was right
+    if not given or not secrets.compare_digest(given.encode(),
+                                               expected.get_secret_value().encode()):
+        raise Unauthorized("missing or wrong API key: send `Authorization: Bearer <key>` or "
+                           "`X-API-Key: <key>`")
+
+
 async def require_api_key(
         request: Request,
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
         header_key: Annotated[str | None, Security(_header)],
 ) -> None:
-    expected = request.app.state.settings.api_key.get_secret_value().encode()
-    given = bearer.credentials if bearer is not None else header_key
-    # compare_digest: the time taken does not tell how much of a guess was right
-    if not given or not secrets.compare_digest(given.encode(), expected):
-        raise Unauthorized("missing or wrong API key: send `Authorization: Bearer <key>` or "
-                           "`X-API-Key: <key>`")
+    """The FastAPI dependency: its security schemes also document the key in OpenAPI."""
+    verify(bearer.credentials if bearer is not None else header_key,
+           request.app.state.settings.api_key)
+
+
+def check_request(request: Request) -> None:
+    """The same check outside FastAPI's dependencies (app.routes.direct)."""
+    expected = request.app.state.settings.api_key
+    if expected is None:
+        return
+    scheme, credentials = get_authorization_scheme_param(request.headers.get("authorization"))
+    bearer = credentials if scheme.lower() == "bearer" and credentials else None
+    verify(bearer or request.headers.get("x-api-key"), expected)
 
 
 def model_route_dependencies(settings: Settings) -> list[DependsParam]:

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
         4, description="threads that run model calls (TensorFlow parallelises within each)")
     shutdown_grace_s: PositiveFloat = Field(
         30.0, description="on SIGTERM, how long in-flight requests may take to finish")
+    direct_predict: bool = Field(
+        True, description="serve the JSON predict routes past FastAPI's router (same "
+                          "handlers, less overhead per request)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
     log_format: Literal["text", "json"] = Field(
         "text", description="text, or json: one JSON object per line")

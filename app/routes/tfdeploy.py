@@ -13,7 +13,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from app import codecs
-from app.predict import RegistryDep, SettingsDep, read_json, run_signature
+from app.predict import predict_json
 from app.routes.responses import JSONBody
 
 router = APIRouter(tags=["tfdeploy"])
@@ -24,34 +24,29 @@ BODY = {"requestBody": {"required": True, "content": {"application/json": {"sche
                    "inputs": {}, "signature_name": {"type": "string"}}}}}}}
 
 
-async def _predict(request: Request, registry, settings, model: str, version: int | None,
+async def _predict(request: Request, model: str, version: int | None,
                    signature: str) -> JSONBody:
-    payload = await read_json(request, settings)
-    name = codecs.requested_signature(payload, signature)
-    result = await run_signature(registry, settings, model, version, name, payload)
+    result = await predict_json(request, model, version, signature)
     return JSONBody({"predictions": codecs.encode_rows(result.outputs, result.rows, named=True)})
 
 
 @router.post("/models/{model}/versions/{version}/{signature}/predict", openapi_extra=BODY,
              summary="Predict with one version of a model")
-async def predict_version(model: str, version: int, signature: str, request: Request,
-                          registry: RegistryDep, settings: SettingsDep) -> JSONBody:
+async def predict_version(model: str, version: int, signature: str,
+                          request: Request) -> JSONBody:
     """Run a signature of a given model version on JSON instances."""
-    return await _predict(request, registry, settings, model, version, signature)
+    return await _predict(request, model, version, signature)
 
 
 @router.post("/models/{model}/{signature}/predict", openapi_extra=BODY,
              summary="Predict with a model")
-async def predict_model(model: str, signature: str, request: Request, registry: RegistryDep,
-                        settings: SettingsDep) -> JSONBody:
+async def predict_model(model: str, signature: str, request: Request) -> JSONBody:
     """Run a signature of a model's highest version on JSON instances."""
-    return await _predict(request, registry, settings, model, None, signature)
+    return await _predict(request, model, None, signature)
 
 
 @router.post("/{signature}/predict", openapi_extra=BODY,
              summary="Predict with the default model (tfdeploy)")
-async def predict_default(signature: str, request: Request, registry: RegistryDep,
-                          settings: SettingsDep) -> JSONBody:
+async def predict_default(signature: str, request: Request) -> JSONBody:
     """tfdeploy's route: a signature of the default model on JSON instances."""
-    return await _predict(request, registry, settings, settings.default_model, None,
-                          signature)
+    return await _predict(request, request.app.state.settings.default_model, None, signature)

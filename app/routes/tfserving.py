@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 
 from app import codecs
 from app.errors import InvalidInput, NotFound
-from app.predict import RegistryDep, SettingsDep, read_json, run_signature
+from app.predict import RegistryDep, predict_json
 from app.registry import Registry
 from app.routes.responses import JSONBody
 from app.routes.tfdeploy import BODY
@@ -56,11 +56,8 @@ def metadata(registry: Registry, model: str, version: int | None) -> dict:
     }
 
 
-async def predict(request: Request, registry: Registry, settings, model: str,
-                  version: int | None) -> JSONBody:
-    payload = await read_json(request, settings)
-    name = codecs.requested_signature(payload, DEFAULT_SIGNATURE)
-    result = await run_signature(registry, settings, model, version, name, payload)
+async def predict(request: Request, model: str, version: int | None) -> JSONBody:
+    result = await predict_json(request, model, version, DEFAULT_SIGNATURE)
     if result.columnar:
         return JSONBody({"outputs": codecs.encode_columns(result.outputs)})
     return JSONBody({"predictions": codecs.encode_rows(result.outputs, result.rows,
@@ -99,17 +96,15 @@ async def version_metadata(model: str, version: int, registry: RegistryDep) -> d
 
 
 @router.post("/{model_and_verb}", openapi_extra=BODY, summary="Predict (model:predict)")
-async def model_predict(model_and_verb: str, request: Request, registry: RegistryDep,
-                        settings: SettingsDep) -> JSONBody:
+async def model_predict(model_and_verb: str, request: Request) -> JSONBody:
     """POST /v1/models/{model}:predict with "instances" (row) or "inputs" (columnar)."""
-    return await predict(request, registry, settings, _split_verb(model_and_verb), None)
+    return await predict(request, _split_verb(model_and_verb), None)
 
 
 @router.post("/{model}/versions/{version_and_verb}", openapi_extra=BODY,
              summary="Predict with one version (model/versions/N:predict)")
-async def version_predict(model: str, version_and_verb: str, request: Request,
-                          registry: RegistryDep, settings: SettingsDep) -> JSONBody:
+async def version_predict(model: str, version_and_verb: str, request: Request) -> JSONBody:
     version = _split_verb(version_and_verb)
     if not version.isdigit():
         raise InvalidInput(f"version must be an integer, got {version!r}")
-    return await predict(request, registry, settings, model, int(version))
+    return await predict(request, model, int(version))

@@ -75,7 +75,7 @@ async def predict_text(model: str, request: Request, registry: RegistryDep,
                        settings: SettingsDep,
                        probabilities: Annotated[bool, Query()] = False) -> JSONBody:
     """{"texts": ["a review", ...]} -> the `predict_text` outputs per text."""
-    payload = await read_json(request, settings)
+    payload = await read_json(request)
     try:
         texts = TextRequest.model_validate(payload).texts
     except ValueError as err:
