@@ -20,11 +20,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench import report as markdown_report
-from bench.run import FLOOR, LITSERVE, OURS, PLAIN, SCENARIOS, UNBATCHED, Report, run
+from bench.run import FLOOR, LITSERVE, OURS, PLAIN, ROUTED, SCENARIOS, UNBATCHED, Report, run
 
-SYSTEMS = [OURS, UNBATCHED, PLAIN, LITSERVE, FLOOR]
-SHORT = {"tfserve": OURS, "unbatched": UNBATCHED, "plain": PLAIN, "litserve": LITSERVE,
-         "floor": FLOOR}
+SYSTEMS = [OURS, ROUTED, UNBATCHED, PLAIN, LITSERVE, FLOOR]
+SHORT = {"tfserve": OURS, "routed": ROUTED, "unbatched": UNBATCHED, "plain": PLAIN,
+         "litserve": LITSERVE, "floor": FLOOR}
 
 
 def main() -> int:

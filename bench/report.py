@@ -6,7 +6,7 @@ import os
 import platform
 from pathlib import Path
 
-from bench.run import FLOOR, LITSERVE, OURS, PLAIN, UNBATCHED, Report, Result
+from bench.run import FLOOR, LITSERVE, OURS, PLAIN, ROUTED, UNBATCHED, Report, Result
 
 
 def machine() -> str:
@@ -56,7 +56,8 @@ def targets(report: Report) -> list[str]:
         checks.append(f"| {name} | {value} | {verdict} |")
 
     ours = _find(report, "mnist", OURS, 64)
-    for system, goal in ((PLAIN, 3.0), (LITSERVE, 4.0), (FLOOR, 0.7), (UNBATCHED, None)):
+    for system, goal in ((PLAIN, 3.0), (LITSERVE, 4.0), (FLOOR, 0.7), (UNBATCHED, None),
+                         (ROUTED, None)):
         other = _find(report, "mnist", system, 64)
         ratio = ours.rps / other.rps if ours and other else None
         check(f"mnist, 64 clients: tfserve ÷ {system}" + (f" >= {goal}" if goal else ""),

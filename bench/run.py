@@ -23,7 +23,9 @@ from bench import inprocess, wrk
 from bench.processes import Running, free_port, our_server, rss_mib, serve
 
 OURS, UNBATCHED = "tfserve", "tfserve, batching off"
+ROUTED = "tfserve, FastAPI routing"  # TFSERVE_DIRECT_PREDICT=false: the hot path's before
 PLAIN, LITSERVE, FLOOR = "plain FastAPI", "LitServe (batching)", "FastAPI no-model floor"
+SERVERS = (OURS, ROUTED, UNBATCHED)
 
 
 @dataclass
@@ -38,7 +40,7 @@ class Scenario:
 
 SCENARIOS = [
     Scenario("mnist", "mnist/serving_default", 1, [1, 16, 64, 256],
-             [OURS, UNBATCHED, PLAIN, LITSERVE, FLOOR]),
+             [OURS, ROUTED, UNBATCHED, PLAIN, LITSERVE, FLOOR]),
     Scenario("mnist-32", "mnist/serving_default", 32, [16],
              [OURS, UNBATCHED, PLAIN, LITSERVE, FLOOR]),
     Scenario("inception-b64", "inception_v3/predict_image", 1, [1, 4, 16],
@@ -94,7 +96,7 @@ def example_instance(models_dir: Path, target: str, image: Path | None):
 
 def write_body(folder: Path, scenario: Scenario, system: str, instance) -> wrk.Body:
     model, signature = scenario.target.split("/")
-    path = folder / f"{scenario.name}-{'ours' if system in (OURS, UNBATCHED) else 'ref'}.body"
+    path = folder / f"{scenario.name}-{'ours' if system in SERVERS else 'ref'}.body"
     if scenario.multipart:
         boundary = uuid.uuid4().hex
         data = base64.b64decode(instance["b64"])
@@ -103,7 +105,7 @@ def write_body(folder: Path, scenario: Scenario, system: str, instance) -> wrk.B
                          + data + f"\r\n--{boundary}--\r\n".encode())
         return wrk.Body(path, f"multipart/form-data; boundary={boundary}", 1)
     body = {"instances": [instance] * scenario.instances}
-    if system in (OURS, UNBATCHED):
+    if system in SERVERS:
         body["signature_name"] = signature
     path.write_text(json.dumps(body))
     return wrk.Body(path, "application/json", scenario.instances)
@@ -111,7 +113,7 @@ def write_body(folder: Path, scenario: Scenario, system: str, instance) -> wrk.B
 
 def route(scenario: Scenario, system: str) -> str:
     model, signature = scenario.target.split("/")
-    if system in (OURS, UNBATCHED):
+    if system in SERVERS:
         return (f"/models/{model}/predict/image" if scenario.multipart
                 else f"/v1/models/{model}:predict")
     return f"/predict/{model}/{signature}"
@@ -135,6 +137,9 @@ def start(system: str, models_dir: Path, targets: list[str]) -> Iterator[Running
             yield running
     elif system == UNBATCHED:
         with our_server(models_dir, batching_enabled="false") as running:
+            yield running
+    elif system == ROUTED:
+        with our_server(models_dir, direct_predict="false") as running:
             yield running
     else:
         kind = {PLAIN: "plain", LITSERVE: "litserve", FLOOR: "floor"}[system]
