@@ -16,7 +16,7 @@ OFFLINE_DATA ?= $(CURDIR)/../shared/keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: install keras-cache models models-full serve test lint clean compose-test browser-test \
-	fuzz overload bench
+	fuzz overload bench profile
 
 install: $(VENV)/.installed
 
@@ -63,6 +63,11 @@ bench: models
 	$(VENV)/bin/pip install -q -e '.[$(FLAVOUR),dev,bench]'
 	$(PY) -m bench run --models-dir $(MODELS_DIR) $(if $(BENCH_IMAGE),--image $(BENCH_IMAGE)) \
 		--docs docs/BENCHMARKS.md
+
+# py-spy samples of the server under mnist load (ROUTED=1: through FastAPI's router)
+profile: models
+	$(VENV)/bin/pip install -q -e '.[$(FLAVOUR),dev,bench]'
+	$(PY) -m bench.profile --models-dir $(MODELS_DIR) $(if $(ROUTED),--routed)
 
 compose-test: models
 	$(PY) deploy/compose_check.py --models-dir $(MODELS_DIR)

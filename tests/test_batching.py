@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from app.batching import Batcher, Pending, take_batch
+from app.batching import Batcher, Pending, Traffic, take_batch
 from app.errors import DeadlineExceeded, InvalidInput, ModelFailed, Overloaded
 
 
@@ -118,6 +118,53 @@ def test_a_lone_request_runs_after_the_timeout(executor):
     result, waited = asyncio.run(scenario())
     assert result["y"].tolist() == [[2.0]]
     assert 0.025 <= waited < 1.0
+
+
+def test_the_wait_for_batch_mates_ends_when_none_can_come(executor):
+    """Traffic counts the server's requests: the 1 s timeout is paid by no request here."""
+
+    async def scenario():
+        model = GatedModel()
+        model.gate.set()
+        traffic = Traffic()
+        batcher = Batcher(model, executor, max_batch_size=64, batch_timeout_ms=1000,
+                          max_queue_rows=100, name="t", traffic=traffic)
+        batcher.start()
+        deadline = time.monotonic() + 10
+        waits = []
+
+        async def timed(awaitable):
+            started = time.monotonic()
+            result = await awaitable
+            waits.append(time.monotonic() - started)
+            return result
+
+        # alone in the server: runs at once
+        traffic.enter()
+        await timed(batcher.submit(rows(1), 1, deadline))
+        traffic.leave()
+        # a second request still being read: the first waits for it, then both run together
+        traffic.enter(), traffic.enter()
+
+        async def late_second():
+            await asyncio.sleep(0.1)
+            return await batcher.submit(rows(2), 1, deadline)
+
+        await asyncio.gather(timed(batcher.submit(rows(1), 1, deadline)), late_second())
+        traffic.leave(), traffic.leave()
+        # the other request leaves without a prediction (a GET, an error): the wait ends
+        traffic.enter(), traffic.enter()
+        asyncio.get_running_loop().call_later(0.1, traffic.leave)
+        await timed(batcher.submit(rows(1), 1, deadline))
+        traffic.leave()
+        await batcher.close()
+        return model.calls, waits
+
+    calls, waits = asyncio.run(scenario())
+    assert calls == [1, 2, 1]
+    assert waits[0] < 0.05, waits
+    assert 0.09 <= waits[1] < 0.5, waits
+    assert 0.09 <= waits[2] < 0.5, waits
 
 
 def test_the_next_batch_fills_while_one_runs(executor):
