@@ -79,6 +79,10 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+def serving_error_response(err: ServingError):
+    return error_response(err.status, err.message, err.headers or None)
+
+
 def internal_error(request: Request):
     """Anything unexpected: the traceback goes to the log, the client learns nothing inside."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -88,7 +92,7 @@ def internal_error(request: Request):
 def install(app: FastAPI) -> None:
     @app.exception_handler(ServingError)
     async def serving_error(_: Request, err: ServingError):
-        return error_response(err.status, err.message, err.headers or None)
+        return serving_error_response(err)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, err: RequestValidationError):

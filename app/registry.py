@@ -330,23 +330,24 @@ class Registry:
                                                     self.settings.max_instances)
             await servable.batchers[sig_name].submit(arrays, rows, deadline)
 
-    def _release(self, servable: Servable) -> None:
+    def _release(self, servable: Servable, settle_heap: bool = True) -> None:
         servable.state = "UNLOADING"
         log.info("releasing %s version %d after its in-flight requests", servable.name,
                  servable.version)
-        task = asyncio.get_running_loop().create_task(self._close_when_idle(servable))
+        task = asyncio.get_running_loop().create_task(self._close_when_idle(servable, settle_heap))
         self._releasing.add(task)
         task.add_done_callback(self._releasing.discard)
 
     @staticmethod
-    async def _close_when_idle(servable: Servable) -> None:
+    async def _close_when_idle(servable: Servable, settle_heap: bool) -> None:
         while servable.users:
             await asyncio.sleep(0.05)
         for batcher in servable.batchers.values():
             await batcher.close()
         servable.state = "END"
         servable.saved_model = None
-        freeze_heap()  # the released version's objects become collectable again
+        if settle_heap:  # the released version's objects become collectable again
+            freeze_heap()
         log.info("released %s version %d", servable.name, servable.version)
 
     async def close(self) -> None:
@@ -356,7 +357,9 @@ class Registry:
                 await self._poller
         for versions in self.servables.values():
             for servable in versions.values():
-                self._release(servable)  # uvicorn has drained the requests by now
+                # uvicorn has drained the requests by now; the process is exiting, so no
+                # full collection per version
+                self._release(servable, settle_heap=False)
         self.servables.clear()
         if self._releasing:
             await asyncio.gather(*self._releasing)

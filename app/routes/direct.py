@@ -11,7 +11,6 @@ TFSERVE_DIRECT_PREDICT=false. tests/test_direct.py checks that both ways answer 
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Awaitable, Callable
 
@@ -20,10 +19,9 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import security
-from app.errors import ServingError, error_response, internal_error
+from app.errors import ServingError, internal_error, serving_error_response
 from app.routes import tfdeploy, tfserving
 
-log = logging.getLogger(__name__)
 Handler = Callable[[Request, re.Match], Awaitable[Response]]
 
 # In FastAPI's order (tfserving, then the tfdeploy catch-alls); a path parameter never
@@ -68,7 +66,7 @@ class DirectPredict:
             security.check_request(request)
             response = await handler(request, found)
         except ServingError as err:
-            response = error_response(err.status, err.message, err.headers or None)
+            response = serving_error_response(err)
         except Exception:
             response = internal_error(request)
         await response(scope, receive, send)
