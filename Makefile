@@ -39,7 +39,8 @@ models-full: install keras-cache
 serve: models
 	TFSERVE_MODEL_DIR=$(MODELS_DIR) TFSERVE_PORT=$(PORT) $(PY) -m app
 
-test: install keras-cache
+# lint first: a style error fails fast, before the suite's minutes
+test: lint keras-cache
 	$(PY) -m pytest
 
 lint: install

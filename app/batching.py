@@ -12,9 +12,10 @@ overload is refused in microseconds instead of timing out after the deadline; a 
 still cannot finish in time gets `DeadlineExceeded` (504) and its rows are dropped from the
 queue if they have not run yet. A failing batch fails every request in it, and nothing else.
 
-The timeout ends early when waiting cannot help: `Traffic` counts the requests the server is
-handling and those of them parked in a batcher; when every one is parked, no batch-mate can
-come but from the network, so a lone request at low load runs at once instead of waiting.
+The timeout ends early when waiting cannot help (app.traffic): when every request in the
+server is parked in a batcher, no batch-mate can come but from the network, so a lone request
+at low load runs at once instead of waiting. Whether a request fits its deadline is the
+admission policy's call (app.admission); metrics hang on the `on_batch` hook.
 """
 
 from __future__ import annotations
@@ -24,50 +25,20 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from app.admission import DeadlineAdmission
 from app.errors import DeadlineExceeded, ModelFailed, Overloaded, ServingError
+from app.traffic import Traffic
 
 log = logging.getLogger(__name__)
 
 Arrays = dict[str, np.ndarray]
-DEADLINE_MARGIN = 0.8  # admit work estimated to end within this share of the time left
 RunFn = Callable[[Arrays], Arrays]
-
-
-class Traffic:
-    """Requests in the server (counted by middleware) and how many wait in batchers."""
-
-    def __init__(self) -> None:
-        self.active = 0  # HTTP requests being handled
-        self.parked = 0  # of those, submitted to a batcher and not answered yet
-        self._watchers: set[asyncio.Event] = set()
-
-    def enter(self) -> None:
-        self.active += 1
-
-    def leave(self) -> None:
-        self.active -= 1
-        for event in self._watchers:
-            event.set()
-
-    @property
-    def others_busy(self) -> bool:
-        """Whether some request is still being read, decoded or answered: a possible batch-mate."""
-        return self.active > self.parked
-
-    @contextlib.contextmanager
-    def watching(self, event: asyncio.Event) -> Iterator[None]:
-        """Set `event` whenever a request leaves, so a waiting batcher re-checks."""
-        self._watchers.add(event)
-        try:
-            yield
-        finally:
-            self._watchers.discard(event)
 
 
 @dataclass(eq=False)
@@ -136,8 +107,9 @@ def split(outputs: Arrays, batch: list[Pending]) -> list[Arrays]:
     return results
 
 
-class _Front:
-    """What both runners share: the queue bound, deadlines, counters, closing."""
+class BoundedRunner:
+    """A model function behind a bounded queue: what `Batcher` and `Unbatched` share (the row
+    bound, deadlines, the in-flight count, refusing new work once closing)."""
 
     def __init__(self, run: RunFn, executor: Executor, *, max_queue_rows: int, name: str,
                  on_batch: Callable[[int], None] | None = None,
@@ -188,7 +160,7 @@ class _Front:
                 self._traffic.parked -= 1
 
 
-class Batcher(_Front):
+class Batcher(BoundedRunner):
     """Size-or-timeout batching in front of one model signature."""
 
     def __init__(self, run: RunFn, executor: Executor, *, max_batch_size: int,
@@ -203,8 +175,7 @@ class Batcher(_Front):
         self._queue: collections.deque[Pending] = collections.deque()
         self._arrived = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self._rates: collections.deque[float] = collections.deque(maxlen=16)
-        self._batches_run = 0
+        self.admission = DeadlineAdmission(name)
         self._running_rows = 0  # rows of the batch the model is running now
 
     def start(self) -> None:
@@ -215,34 +186,12 @@ class Batcher(_Front):
     async def submit(self, inputs: Arrays, rows: int, deadline: float) -> Arrays:
         """Queue `rows` rows and wait for their outputs, until `deadline` (monotonic)."""
         self._admit(rows)
-        self._admit_by_deadline(rows, deadline)
+        self.admission.check(self._running_rows + self._queued_rows, rows, deadline)
         pending = Pending(inputs, rows, asyncio.get_running_loop().create_future())
         self._queue.append(pending)
         self._queued_rows += rows
         self._arrived.set()
         return await self._wait(pending.future, deadline)
-
-    def _admit_by_deadline(self, rows: int, deadline: float) -> None:
-        if self.rows_per_s is None:
-            return
-        # a new request waits for the running batch and the queue ahead, then its own rows;
-        # under sustained overload every admitted request sits at this bound, so the estimate
-        # keeps a margin for its own error (rates vary from batch to batch)
-        wait = (self._running_rows + self._queued_rows + rows) / self.rows_per_s
-        if wait > DEADLINE_MARGIN * (deadline - time.monotonic()):
-            raise Overloaded(f"{self.name}: the queue holds ~{wait:.1f}s of work, more than "
-                             "the request deadline; retry shortly")
-
-    @property
-    def rows_per_s(self) -> float | None:
-        """The best rate of the recent batches: small batches and slow outliers understate
-        what the model sustains, and refusing on an understatement would refuse servable work."""
-        return max(self._rates) if self._rates else None
-
-    def _measure(self, rows: int, seconds: float) -> None:
-        self._batches_run += 1
-        if self._batches_run > 1:  # the first call (warm-up) pays one-time graph costs
-            self._rates.append(rows / max(seconds, 1e-6))
 
     async def _loop(self) -> None:
         while True:
@@ -279,7 +228,7 @@ class Batcher(_Front):
         self._running_rows = rows
         try:
             results = await self._run_batch(batch)
-            self._measure(rows, time.monotonic() - started)
+            self.admission.record(rows, time.monotonic() - started)
         except ServingError as err:
             if len(batch) == 1:
                 self._fail(batch, err)
@@ -331,7 +280,7 @@ class Batcher(_Front):
             self._task = None
 
 
-class Unbatched(_Front):
+class Unbatched(BoundedRunner):
     """Batching switched off: each request is its own model call (for comparison).
 
     `queued_rows` counts the rows submitted and not answered yet.

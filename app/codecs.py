@@ -152,7 +152,7 @@ def to_array(value: Any, spec: TensorInfo, max_image_pixels: int | None = None) 
         array = _string_array(value, spec, max_image_pixels)
     else:
         array = _numeric_array(value, spec)
-    _check_shape(array, spec)
+    check_shape(array, spec)
     return array
 
 
@@ -209,7 +209,7 @@ def _string_array(value: Any, spec: TensorInfo, max_image_pixels: int | None) ->
     return array
 
 
-def _check_shape(array: np.ndarray, spec: TensorInfo) -> None:
+def check_shape(array: np.ndarray, spec: TensorInfo) -> None:
     if spec.shape is None:
         return
     expected = spec.shape

@@ -61,6 +61,15 @@ class UnsupportedMediaType(ServingError):
 
 
 class Overloaded(ServingError):
+    """The queue cannot take the request in time: retry shortly, or on another replica."""
+
+    status = 503
+    headers = {"Retry-After": "1"}
+
+
+class NotReady(ServingError):
+    """Models are still loading (or none is served yet)."""
+
     status = 503
     headers = {"Retry-After": "1"}
 
@@ -89,10 +98,18 @@ def internal_error(request: Request):
     return error_response(500, "internal error; the server log has the details")
 
 
+def to_response(request: Request, err: Exception):
+    """The one mapping from an exception to its answer, for FastAPI's handlers and the fast
+    path alike (call it inside the `except` block, so an internal error logs its traceback)."""
+    if isinstance(err, ServingError):
+        return serving_error_response(err)
+    return internal_error(request)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ServingError)
-    async def serving_error(_: Request, err: ServingError):
-        return serving_error_response(err)
+    async def serving_error(request: Request, err: ServingError):
+        return to_response(request, err)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, err: RequestValidationError):
@@ -111,4 +128,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, err: Exception):
-        return internal_error(request)
+        return to_response(request, err)

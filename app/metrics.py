@@ -16,7 +16,8 @@ class Metrics:
         self.requests = Counter("tfserve_requests", "Prediction requests by outcome.",
                                 (*LABELS, "status"), registry=r)
         self.latency = Histogram("tfserve_request_latency_seconds",
-                                 "Prediction request latency, decode to encode.", LABELS,
+                                 "Prediction request latency, from parsing the body to "
+                                 "the encoded answer.", LABELS,
                                  buckets=LATENCY_BUCKETS, registry=r)
         self.batch_size = Histogram("tfserve_batch_size", "Rows per model call.", LABELS,
                                     buckets=BATCH_BUCKETS, registry=r)

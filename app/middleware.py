@@ -1,12 +1,12 @@
 """ASGI middleware: the request body limit, enforced before a body is read whole, and the
-count of requests in progress that lets a batcher stop waiting early (app.batching.Traffic)."""
+count of requests in progress that lets a batcher stop waiting early (app.traffic)."""
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.batching import Traffic
 from app.errors import BodyTooLarge, error_response
+from app.traffic import Traffic
 
 
 class CountRequests:

@@ -16,8 +16,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
 
-from app.registry import Registry
-from app.security import openapi_security
+from app.manager import ModelManager
+from app.security import SECURITY_SCHEMES, openapi_security
 from app.signatures import SignatureInfo
 
 STATIC = "/static/swagger"
@@ -50,19 +50,24 @@ def _name_served_models(schema: dict, models: list[str]) -> None:
                     parameter["schema"] = {**parameter["schema"], "enum": models}
 
 
-def _document_errors(schema: dict, auth: bool) -> None:
-    """Declare the JSON error body and each status a model route may answer."""
-    schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+def _document_errors(schema: dict, security: list[dict]) -> None:
+    """Declare the JSON error body, each status a model route may answer, and the API key
+    the model routes need when one is configured."""
+    components = schema.setdefault("components", {})
+    components.setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    if security:
+        components["securitySchemes"] = SECURITY_SCHEMES
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     for operations in schema["paths"].values():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
             if "operations" in operation.get("tags", []):
-                continue  # health, readiness, metrics document their own
+                continue  # health, readiness, metrics: open, and document their own
             statuses = dict(ERRORS_BY_METHOD.get(method, {}))
-            if auth:
+            if security:
                 statuses["401"] = "missing or wrong API key"
+                operation["security"] = security
             for status, description in statuses.items():
                 responses.setdefault(status, {"description": description, "content": error})
 
@@ -73,11 +78,10 @@ def _describe(info: SignatureInfo) -> str:
     return f"Inputs: {inputs}.\n\nOutputs: {outputs}."
 
 
-def model_operations(registry: Registry) -> dict[str, dict]:
+def model_operations(manager: ModelManager) -> dict[str, dict]:
     paths = {}
-    security = openapi_security(registry.settings)
-    for model in sorted(registry.servables):
-        servable = registry.get(model)
+    for model in sorted(manager.servables):
+        servable = manager.get(model)
         for name, info in sorted(servable.signatures.items()):
             body = {"schema": {"type": "object"}}
             example = info.request_example()
@@ -92,7 +96,6 @@ def model_operations(registry: Registry) -> dict[str, dict]:
                 "responses": {"200": {"description": "one prediction per instance",
                                       "content": {"application/json": {"example": {
                                           "predictions": [{k: "..." for k in info.outputs}]}}}}},
-                **({"security": security} if security else {}),
             }}
     return paths
 
@@ -101,9 +104,9 @@ def install(app: FastAPI) -> None:
     def build() -> dict:
         schema = get_openapi(title=app.title, version=app.version, description=DESCRIPTION,
                              routes=app.routes)
-        schema["paths"] = {**model_operations(app.state.registry), **schema["paths"]}
-        _document_errors(schema, app.state.settings.api_key is not None)
-        _name_served_models(schema, sorted(app.state.registry.servables))
+        schema["paths"] = {**model_operations(app.state.manager), **schema["paths"]}
+        _document_errors(schema, openapi_security(app.state.settings))
+        _name_served_models(schema, sorted(app.state.manager.servables))
         return schema
 
     app.openapi = build  # type: ignore[method-assign]

@@ -1,47 +1,112 @@
-"""The one predict path every route shares: body -> signature -> batcher -> outputs.
+"""The predict core: every predict route, whatever its protocol, runs through here.
 
-Routes differ only in how they address the model and encode the answer; reading the body
-within its limit, choosing the signature, decoding, batching, deadlines and metrics live here.
+A route parses its body and names a model, version and signature; `PredictCore.call()` looks
+the version up once and holds it while the request runs (a released version waits for it),
+`PredictCall.run()` takes decoded arrays to the signature's batcher with the request's
+deadline, and leaving the call counts the request and its latency, from parsing to the
+encoded answer, in one place. `predict_json()` is the whole path of the JSON routes; routes
+that decode otherwise (uploads, binary tensors) use the call directly.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
-from fastapi import Depends, Request
+from starlette.requests import Request
+from starlette.responses import Response
 
 from app import codecs
 from app.errors import ServingError, UnsupportedMediaType
+from app.manager import ModelManager
 from app.metrics import Metrics
-from app.registry import Registry
+from app.servable import Servable
 from app.settings import Settings
 from app.signatures import SignatureInfo
 
-
-# async: FastAPI would run a sync dependency in a worker thread, a thread hop per request
-async def get_registry(request: Request) -> Registry:
-    return request.app.state.registry
+Arrays = dict[str, np.ndarray]
 
 
-async def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+class JSONBody(Response):
+    """A JSON answer whose body orjson writes, numpy arrays included."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return codecs.dumps(content)
 
 
-RegistryDep = Annotated[Registry, Depends(get_registry)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-
-
-@dataclass
+@dataclass(slots=True)
 class Prediction:
+    """What a route encodes: the outputs of one request, and how it was asked."""
+
     model: str
     version: int
     signature: SignatureInfo
-    outputs: dict[str, np.ndarray]
+    outputs: Arrays
     rows: int
-    columnar: bool
+    columnar: bool = False
+
+
+class PredictCore:
+    """The models, the limits and the request metrics, as every predict route needs them."""
+
+    def __init__(self, manager: ModelManager, settings: Settings, metrics: Metrics):
+        self.manager = manager
+        self.settings = settings
+        self.metrics = metrics
+
+    def call(self, model: str, version: int | None, signature: str,
+             started: float | None = None) -> PredictCall:
+        """`async with core.call(...) as call:` one request on one signature; `started`
+        (perf_counter) is when its parsing began, for the latency metric."""
+        return PredictCall(self, model, version, signature,
+                           time.perf_counter() if started is None else started)
+
+
+class PredictCall:
+    """One request's hold on a model version, from lookup to its encoded answer."""
+
+    __slots__ = ("core", "model", "version", "signature_name", "started", "servable",
+                 "signature")
+
+    def __init__(self, core: PredictCore, model: str, version: int | None, signature: str,
+                 started: float):
+        self.core = core
+        self.model = model
+        self.version = version
+        self.signature_name = signature
+        self.started = started
+        self.servable: Servable | None = None
+        self.signature: SignatureInfo | None = None
+
+    async def __aenter__(self) -> PredictCall:
+        servable = self.core.manager.get(self.model, self.version)
+        self.signature = servable.signature(self.signature_name)
+        self.servable = servable
+        servable.users += 1
+        return self
+
+    async def run(self, arrays: Arrays, rows: int) -> Arrays:
+        """The signature's outputs for `rows` rows of decoded `arrays`, within the deadline."""
+        deadline = time.monotonic() + self.core.settings.request_timeout_s
+        batcher = self.servable.batchers[self.signature_name]
+        return await batcher.submit(arrays, rows, deadline)
+
+    async def __aexit__(self, kind, error, _) -> None:
+        servable = self.servable
+        servable.users -= 1
+        if error is None:
+            status = "ok"
+        else:
+            status = str(error.status) if isinstance(error, ServingError) else "error"
+        metrics = self.core.metrics
+        labels = (servable.name, str(servable.version), self.signature_name)
+        metrics.requests.labels(*labels, status).inc()
+        metrics.latency.labels(*labels).observe(time.perf_counter() - self.started)
 
 
 def require_json(request: Request) -> None:
@@ -52,42 +117,31 @@ def require_json(request: Request) -> None:
                                    "JSON with Content-Type: application/json")
 
 
-async def read_json(request: Request) -> Any:
+async def read_json(request: Request) -> tuple[Any, float]:
+    """The JSON body (size capped by app.middleware.BodyLimit), and when parsing began."""
     require_json(request)
-    return codecs.parse_json(await request.body())  # size capped by BodyLimit
+    body = await request.body()
+    started = time.perf_counter()
+    return codecs.parse_json(body), started
+
+
+Encoder = Callable[[Prediction], Any]
 
 
 async def predict_json(request: Request, model: str, version: int | None,
-                       path_signature: str) -> Prediction:
-    """The JSON predict routes' common path. It reads app.state itself: FastAPI's dependency
-    resolution costs more per request than the rest of this path (profiled, bench/)."""
-    payload = await read_json(request)
+                       path_signature: str, encode: Encoder) -> Response:
+    """The JSON predict routes' whole path: parse, decode for the signature, batch, encode.
+
+    The body's `signature_name` wins over the path's.
+    """
+    payload, started = await read_json(request)
+    core: PredictCore = request.app.state.core
+    settings = core.settings
     name = codecs.requested_signature(payload, path_signature)
-    return await run_signature(request.app.state.registry, request.app.state.settings, model,
-                               version, name, payload)
-
-
-async def run_signature(registry: Registry, settings: Settings, model: str,
-                        version: int | None, signature_name: str, payload: Any) -> Prediction:
-    """Decode `payload` for the signature, batch it, and wait for its outputs."""
-    started = time.perf_counter()
-    servable = registry.get(model, version)
-    metrics: Metrics = registry.metrics
-    labels = (servable.name, str(servable.version), signature_name)
-    status = "error"
-    try:
-        with servable.in_use():
-            signature = servable.signature(signature_name)
-            arrays, rows, columnar = codecs.decode_request(
-                payload, signature, settings.max_instances, settings.max_image_pixels)
-            deadline = time.monotonic() + settings.request_timeout_s
-            outputs = await servable.batchers[signature_name].submit(arrays, rows, deadline)
-        status = "ok"
-        return Prediction(servable.name, servable.version, signature, outputs, rows, columnar)
-    except ServingError as err:
-        status = str(err.status)
-        raise
-    finally:
-        if signature_name in servable.signatures:
-            metrics.requests.labels(*labels, status).inc()
-            metrics.latency.labels(*labels).observe(time.perf_counter() - started)
+    async with core.call(model, version, name, started) as call:
+        arrays, rows, columnar = codecs.decode_request(
+            payload, call.signature, settings.max_instances, settings.max_image_pixels)
+        outputs = await call.run(arrays, rows)
+        prediction = Prediction(call.servable.name, call.servable.version, call.signature,
+                                outputs, rows, columnar)
+        return JSONBody(encode(prediction))

@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     shutdown_grace_s: PositiveFloat = Field(
         30.0, description="on SIGTERM, how long in-flight requests may take to finish")
     direct_predict: bool = Field(
-        True, description="serve the JSON predict routes past FastAPI's router (same "
+        True, description="serve the predict routes past FastAPI's router (same "
                           "handlers, less overhead per request)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
     log_format: Literal["text", "json"] = Field(

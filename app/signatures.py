@@ -1,11 +1,14 @@
 """What the server knows about a signature, without importing TensorFlow.
 
-The registry fills these from the loaded SavedModels; codecs, batching and routes use them.
+The loader fills these from the loaded SavedModels and the export's assets.extra files;
+codecs, batching and routes use them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import numpy as np
 
 # numpy dtype name -> TensorFlow's DataType enum name (as TF Serving's metadata shows it)
 TF_DTYPE_NAMES = {
@@ -35,13 +38,25 @@ class TensorInfo:
         return {"dtype": TF_DTYPE_NAMES.get(self.dtype, self.dtype), "tensor_shape": shape,
                 "name": self.name}
 
+    def _row_dims(self) -> list[int]:
+        return [1 if d is None or d < 0 else d for d in (self.shape or (1,))[1:]]
+
     def example_value(self):
-        """A zero/empty value of one row, for warm-ups of models that ship no example."""
-        dims = [1 if d is None or d < 0 else d for d in (self.shape or (1,))[1:]]
+        """A zero/empty value of one row in JSON, for the docs of models that ship no example."""
         value = "" if self.dtype == "string" else (False if self.dtype == "bool" else 0)
-        for size in reversed(dims):
+        for size in reversed(self._row_dims()):
             value = [value] * size
         return value
+
+    def zeros(self) -> np.ndarray:
+        """One row of zeros (empty strings), for warm-ups of models that ship no example."""
+        if self.dtype == "string":
+            return np.full((1, *self._row_dims()), b"", dtype=object)
+        return np.zeros((1, *self._row_dims()), dtype=self.dtype)
+
+
+# Exports made before summaries were declared: their full probability vector is left out.
+LEGACY_FULL_OUTPUT = "probabilities"
 
 
 @dataclass(frozen=True)
@@ -50,6 +65,15 @@ class SignatureInfo:
     inputs: dict[str, TensorInfo]
     outputs: dict[str, TensorInfo]
     example: dict | None = field(default=None, compare=False)  # {"instances": [...]}
+    # the outputs that sum a prediction up for people (upload routes, the scoring CLI), as the
+    # export declares them in assets.extra/summary_outputs.json; None: not declared
+    summary_outputs: tuple[str, ...] | None = None
+
+    def summary(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The summary outputs of a result, in the signature's output order."""
+        if self.summary_outputs is None:
+            return {k: v for k, v in outputs.items() if k != LEGACY_FULL_OUTPUT}
+        return {k: outputs[k] for k in self.outputs if k in self.summary_outputs}
 
     def metadata(self) -> dict:
         return {

@@ -27,8 +27,8 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import SAMPLES
+from tests.helpers import copy_version, status, wait_for
 from tests.server import running_server
-from tests.test_lifecycle import copy_version, status, wait_for
 
 KEY = "test-key-7f3a"
 AUTH = {"X-API-Key": KEY}
@@ -168,7 +168,8 @@ def test_path_traversal_in_names_reaches_no_file(hardened, models_dir, path):
         body = response.read().decode()
     finally:
         connection.close()
-    assert response.status in (400, 404), (response.status, body)
+    # 415: JSON sent to the upload route, refused before any name is looked at
+    assert response.status in (400, 404, 415), (response.status, body)
     assert response.getheader("content-type").startswith("application/json")
     assert "root:" not in body and "Traceback" not in body and str(models_dir) not in body
     assert httpx.get(hardened + "/readyz").status_code == 200
@@ -181,7 +182,10 @@ def test_an_oversized_body_is_refused_before_it_is_read(hardened):
                      b"Content-Type: application/json\r\nX-API-Key: " + KEY.encode()
                      + b"\r\nContent-Length: 1000000000\r\n\r\n")  # and never the body
         started = time.monotonic()
-        reply = sock.recv(65536).decode()
+        reply = b""
+        while chunk := sock.recv(65536):  # headers and body may come in two packets;
+            reply += chunk  # the server closes the connection after them
+        reply = reply.decode()
         assert time.monotonic() - started < 5
     assert reply.startswith("HTTP/1.1 413"), reply
     assert "exceeds the limit of 3000000 bytes" in reply

@@ -6,39 +6,13 @@ import asyncio
 import base64
 import json
 import shutil
-import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import SAMPLES
+from tests.helpers import copy_version, status, wait_for
 from tests.server import running_server
-
-
-def copy_version(models_dir: Path, target: Path, model: str, version: int,
-                 as_version: int) -> Path:
-    """Copy like a deployment tool should: to a hidden folder, then rename into place."""
-    staging = target / model / f".{as_version}.incoming"
-    shutil.copytree(models_dir / model / str(version), staging)
-    final = target / model / str(as_version)
-    staging.rename(final)
-    return final
-
-
-def status(url: str, model: str) -> dict[str, str]:
-    body = httpx.get(f"{url}/v1/models/{model}").json()
-    return {s["version"]: s["state"] for s in body["model_version_status"]}
-
-
-def wait_for(condition, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
 
 
 def predict_version(url: str, version: int | None) -> httpx.Response:

@@ -2,8 +2,10 @@
 
 `models/<name>/<version>/` holds `saved_model.pb`, `variables/`, `assets/labels.txt`, plus our
 own `metrics.json`, `training_history.png`, `assets.extra/examples.json` (a request example per
-signature) and, for trained models, `model.keras` (the Keras model that transfer learning
-starts from). TensorFlow Serving ignores the extra files.
+signature), `assets.extra/summary_outputs.json` (per signature, the outputs that sum a
+prediction up for people: what upload routes and the scoring CLI show) and, for trained
+models, `model.keras` (the Keras model that transfer learning starts from). TensorFlow
+Serving ignores the extra files.
 
 A version is written into a hidden temporary folder beside its final place and renamed into
 place only when complete, so a server polling the repository never sees half a model.
@@ -31,6 +33,7 @@ class Signature:
 
     fn: Callable[..., dict[str, tf.Tensor]]
     inputs: list[tf.TensorSpec]
+    summary: list[str] | None = None  # the outputs people want to see (None: all of them)
 
 
 @dataclass
@@ -80,9 +83,14 @@ def write(export: Export, models_dir: Path, version: int | None = None) -> Path:
         saved = staging / "saved"
         (saved / "assets").mkdir(exist_ok=True)
         (saved / "assets" / "labels.txt").write_text("".join(f"{x}\n" for x in export.labels))
+        extra = saved / "assets.extra"
+        extra.mkdir()
         if export.examples:
-            (saved / "assets.extra").mkdir()
-            (saved / "assets.extra" / "examples.json").write_text(json.dumps(export.examples))
+            (extra / "examples.json").write_text(json.dumps(export.examples))
+        summaries = {name: sig.summary for name, sig in export.signatures.items()
+                     if sig.summary is not None}
+        if summaries:
+            (extra / "summary_outputs.json").write_text(json.dumps(summaries))
         metrics = {"model": export.name, "version": version, **export.metrics}
         (saved / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         if export.history:

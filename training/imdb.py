@@ -88,5 +88,6 @@ def signatures(model: keras.Model, encoder: TextEncoder) -> dict[str, Signature]
     return {
         "serving_default": Signature(serving_default, [
             tf.TensorSpec([None, encoder.maxlen], tf.int32, name="token_ids")]),
-        "predict_text": Signature(predict_text, [tf.TensorSpec([None], tf.string, name="text")]),
+        "predict_text": Signature(predict_text, [tf.TensorSpec([None], tf.string, name="text")],
+                                  summary=["probability", "label"]),
     }

@@ -43,7 +43,8 @@ def image_classifier(model: keras.Model, labels: Sequence[str], *, input_name: s
         "serving_default": Signature(
             serving_default, [tf.TensorSpec(input_shape, tf.float32, name=input_name)]),
         "predict_image": Signature(
-            predict_image, [tf.TensorSpec([None], tf.string, name="image_bytes")]),
+            predict_image, [tf.TensorSpec([None], tf.string, name="image_bytes")],
+            summary=["classes", "scores"]),
     }
 
 

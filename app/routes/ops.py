@@ -6,7 +6,7 @@
   GET /models                       every model: versions, signatures, labels, training metrics
 
 `router` stays open (orchestrators and scrapers); `catalog` is a model route, behind the API
-key when one is set.
+key when one is set. No predict routes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import JSONResponse, Response
 
-from app.predict import RegistryDep
+from app.routes.deps import ManagerDep
 
 router = APIRouter(tags=["operations"])
 catalog = APIRouter(tags=["models"])
@@ -32,41 +32,41 @@ async def healthz() -> dict:
     "content": {"application/json": {"schema": {"type": "object", "properties": {
         "status": {"type": "string"}, "error": {"type": "string"}}}}}}})
 @router.get("/v2/health/ready", include_in_schema=False)
-async def readyz(registry: RegistryDep) -> Response:
-    if registry.ready:
+async def readyz(manager: ManagerDep) -> Response:
+    if manager.ready:
         return JSONResponse({"status": "ready",
-                             "models": {m: sorted(v) for m, v in registry.servables.items()}})
-    return JSONResponse({"status": "not ready", "error": registry.not_ready_reason},
+                             "models": {m: sorted(v) for m, v in manager.servables.items()}})
+    return JSONResponse({"status": "not ready", "error": manager.not_ready_reason},
                         status_code=503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
             responses={200: {"description": "Prometheus text format",
                              "content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}})
-async def metrics(registry: RegistryDep) -> Response:
-    return Response(generate_latest(registry.metrics.registry),
+async def metrics(manager: ManagerDep) -> Response:
+    return Response(generate_latest(manager.metrics.registry),
                     media_type=CONTENT_TYPE_LATEST)
 
 
 @catalog.get("/models", summary="All served models")
-async def models(registry: RegistryDep) -> dict:
+async def models(manager: ManagerDep) -> dict:
     """Every model with its versions, signatures, label count and training metrics."""
     listing = {}
-    for name in sorted(set(registry.servables) | set(registry.failures)):
-        loaded = registry.servables.get(name, {})
+    for name in sorted(set(manager.servables) | set(manager.failures)):
+        loaded = manager.servables.get(name, {})
         listing[name] = {
             "default_version": max(loaded) if loaded else None,
             "versions": [{
-                "version": v, "state": s.state, "labels": len(s.labels),
+                "version": v, "state": s.state.value, "labels": len(s.labels),
                 "signatures": {sig: {
                     "inputs": {k: {"dtype": t.dtype, "shape": list(t.shape or [])}
                                for k, t in info.inputs.items()},
                     "outputs": {k: {"dtype": t.dtype, "shape": list(t.shape or [])}
                                 for k, t in info.outputs.items()}}
                     for sig, info in s.signatures.items()},
-                "training": s.metrics,
+                "training": s.training_metrics,
             } for v, s in sorted(loaded.items(), reverse=True)],
             "failed_versions": [{"version": f.version, "error": f.error}
-                                for f in registry.failures.get(name, {}).values()],
+                                for f in manager.failures.get(name, {}).values()],
         }
     return {"models": listing}

@@ -10,43 +10,50 @@ signature_name wins over the path's. Answer: {"predictions": [{"<output>": value
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
 
 from app import codecs
-from app.predict import predict_json
-from app.routes.responses import JSONBody
+from app.predict import Prediction, predict_json
+from app.routes.params import parse_version
+from app.routes.table import PredictRoute
 
-router = APIRouter(tags=["tfdeploy"])
-
+TAGS = ("tfdeploy",)
 BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
     "type": "object",
     "properties": {"instances": {"type": "array", "items": {}},
                    "inputs": {}, "signature_name": {"type": "string"}}}}}}}
 
 
-async def _predict(request: Request, model: str, version: int | None,
-                   signature: str) -> JSONBody:
-    result = await predict_json(request, model, version, signature)
-    return JSONBody({"predictions": codecs.encode_rows(result.outputs, result.rows, named=True)})
+def _named_rows(result: Prediction) -> dict:
+    return {"predictions": codecs.encode_rows(result.outputs, result.rows, named=True)}
 
 
-@router.post("/models/{model}/versions/{version}/{signature}/predict", openapi_extra=BODY,
-             summary="Predict with one version of a model")
-async def predict_version(model: str, version: int, signature: str,
-                          request: Request) -> JSONBody:
+async def predict_version(request: Request, model: str, version: str,
+                          signature: str) -> Response:
     """Run a signature of a given model version on JSON instances."""
-    return await _predict(request, model, version, signature)
+    return await predict_json(request, model, parse_version(version), signature, _named_rows)
 
 
-@router.post("/models/{model}/{signature}/predict", openapi_extra=BODY,
-             summary="Predict with a model")
-async def predict_model(model: str, signature: str, request: Request) -> JSONBody:
+async def predict_model(request: Request, model: str, signature: str) -> Response:
     """Run a signature of a model's highest version on JSON instances."""
-    return await _predict(request, model, None, signature)
+    return await predict_json(request, model, None, signature, _named_rows)
 
 
-@router.post("/{signature}/predict", openapi_extra=BODY,
-             summary="Predict with the default model (tfdeploy)")
-async def predict_default(signature: str, request: Request) -> JSONBody:
+async def predict_default(request: Request, signature: str) -> Response:
     """tfdeploy's route: a signature of the default model on JSON instances."""
-    return await _predict(request, request.app.state.settings.default_model, None, signature)
+    model = request.app.state.settings.default_model
+    return await predict_json(request, model, None, signature, _named_rows)
+
+
+router = APIRouter(tags=list(TAGS))
+# the catch-all /{signature}/predict last (app.routes lists this module last, too)
+predict_routes = [
+    PredictRoute("/models/{model}/versions/{version}/{signature}/predict", predict_version,
+                 "Predict with one version of a model", TAGS, BODY),
+    PredictRoute("/models/{model}/{signature}/predict", predict_model,
+                 "Predict with a model", TAGS, BODY),
+    PredictRoute("/{signature}/predict", predict_default,
+                 "Predict with the default model (tfdeploy)", TAGS, BODY),
+]

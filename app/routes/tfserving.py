@@ -11,16 +11,21 @@ unnamed. Errors are {"error": "..."} with TF Serving's status mapping.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
 
 from app import codecs
 from app.errors import InvalidInput, NotFound
-from app.predict import RegistryDep, predict_json
-from app.registry import Registry
-from app.routes.responses import JSONBody
+from app.manager import ModelManager
+from app.predict import Prediction, predict_json
+from app.routes.deps import ManagerDep
+from app.routes.params import parse_version
+from app.routes.table import PredictRoute
 from app.routes.tfdeploy import BODY
 
-router = APIRouter(prefix="/v1/models", tags=["TensorFlow Serving REST API"])
+TAGS = ("TensorFlow Serving REST API",)
+router = APIRouter(prefix="/v1/models", tags=list(TAGS))
 DEFAULT_SIGNATURE = "serving_default"
 
 
@@ -29,14 +34,14 @@ def _version_status(version: int, state: str, error: str = "") -> dict:
             "status": {"error_code": "UNKNOWN" if error else "OK", "error_message": error}}
 
 
-def status(registry: Registry, model: str, version: int | None) -> dict:
-    loaded = registry.servables.get(model, {})
-    failed = registry.failures.get(model, {})
-    entries = {v: _version_status(v, s.state) for v, s in loaded.items()}
+def status(manager: ModelManager, model: str, version: int | None) -> dict:
+    loaded = manager.servables.get(model, {})
+    failed = manager.failures.get(model, {})
+    entries = {v: _version_status(v, s.state.value) for v, s in loaded.items()}
     entries.update({v: _version_status(v, "END", f.error) for v, f in failed.items()
                     if v not in entries})
     if not entries:
-        raise NotFound(f"model {model!r} is not served; models: {sorted(registry.servables)}")
+        raise NotFound(f"model {model!r} is not served; models: {sorted(manager.servables)}")
     if version is not None:
         if version not in entries:
             raise NotFound(f"model {model!r} has no version {version}; versions: "
@@ -45,8 +50,8 @@ def status(registry: Registry, model: str, version: int | None) -> dict:
     return {"model_version_status": [entries[v] for v in sorted(entries, reverse=True)]}
 
 
-def metadata(registry: Registry, model: str, version: int | None) -> dict:
-    servable = registry.get(model, version)
+def metadata(manager: ModelManager, model: str, version: int | None) -> dict:
+    servable = manager.get(model, version)
     return {
         "model_spec": {"name": servable.name, "signature_name": "",
                        "version": str(servable.version)},
@@ -56,12 +61,11 @@ def metadata(registry: Registry, model: str, version: int | None) -> dict:
     }
 
 
-async def predict(request: Request, model: str, version: int | None) -> JSONBody:
-    result = await predict_json(request, model, version, DEFAULT_SIGNATURE)
+def _tf_serving_answer(result: Prediction) -> dict:
+    """Row requests answer "predictions", columnar ones "outputs"; one output is unnamed."""
     if result.columnar:
-        return JSONBody({"outputs": codecs.encode_columns(result.outputs)})
-    return JSONBody({"predictions": codecs.encode_rows(result.outputs, result.rows,
-                                                       named=False)})
+        return {"outputs": codecs.encode_columns(result.outputs)}
+    return {"predictions": codecs.encode_rows(result.outputs, result.rows, named=False)}
 
 
 def _split_verb(model_and_verb: str) -> str:
@@ -74,37 +78,41 @@ def _split_verb(model_and_verb: str) -> str:
 
 
 @router.get("/{model}", summary="Model status")
-async def model_status(model: str, registry: RegistryDep) -> dict:
+async def model_status(model: str, manager: ManagerDep) -> dict:
     """The state of each version of a model (TensorFlow Serving's GetModelStatus)."""
-    return status(registry, model, None)
+    return status(manager, model, None)
 
 
 @router.get("/{model}/versions/{version}", summary="Model version status")
-async def version_status(model: str, version: int, registry: RegistryDep) -> dict:
-    return status(registry, model, version)
+async def version_status(model: str, version: int, manager: ManagerDep) -> dict:
+    return status(manager, model, version)
 
 
 @router.get("/{model}/metadata", summary="Model metadata")
-async def model_metadata(model: str, registry: RegistryDep) -> dict:
+async def model_metadata(model: str, manager: ManagerDep) -> dict:
     """The signature_def map of the highest version (GetModelMetadata)."""
-    return metadata(registry, model, None)
+    return metadata(manager, model, None)
 
 
 @router.get("/{model}/versions/{version}/metadata", summary="Model version metadata")
-async def version_metadata(model: str, version: int, registry: RegistryDep) -> dict:
-    return metadata(registry, model, version)
+async def version_metadata(model: str, version: int, manager: ManagerDep) -> dict:
+    return metadata(manager, model, version)
 
 
-@router.post("/{model_and_verb}", openapi_extra=BODY, summary="Predict (model:predict)")
-async def model_predict(model_and_verb: str, request: Request) -> JSONBody:
+async def model_predict(request: Request, model_and_verb: str) -> Response:
     """POST /v1/models/{model}:predict with "instances" (row) or "inputs" (columnar)."""
-    return await predict(request, _split_verb(model_and_verb), None)
+    return await predict_json(request, _split_verb(model_and_verb), None, DEFAULT_SIGNATURE,
+                              _tf_serving_answer)
 
 
-@router.post("/{model}/versions/{version_and_verb}", openapi_extra=BODY,
-             summary="Predict with one version (model/versions/N:predict)")
-async def version_predict(model: str, version_and_verb: str, request: Request) -> JSONBody:
-    version = _split_verb(version_and_verb)
-    if not version.isdigit():
-        raise InvalidInput(f"version must be an integer, got {version!r}")
-    return await predict(request, model, int(version))
+async def version_predict(request: Request, model: str, version_and_verb: str) -> Response:
+    version = parse_version(_split_verb(version_and_verb))
+    return await predict_json(request, model, version, DEFAULT_SIGNATURE, _tf_serving_answer)
+
+
+predict_routes = [
+    PredictRoute("/v1/models/{model_and_verb}", model_predict, "Predict (model:predict)",
+                 TAGS, BODY),
+    PredictRoute("/v1/models/{model}/versions/{version_and_verb}", version_predict,
+                 "Predict with one version (model/versions/N:predict)", TAGS, BODY),
+]

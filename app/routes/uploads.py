@@ -1,87 +1,134 @@
 """Friendly upload routes on the raw-input signatures.
 
-  POST /models/{model}/predict/image   multipart files -> the `predict_image` signature
-  POST /models/{model}/predict/text    {"texts": [...]} -> the `predict_text` signature
+  POST /models/{model}/predict/image   multipart files (field "file") -> `predict_image`
+  POST /models/{model}/predict/text    {"texts": [...]} -> `predict_text`
 
 Each answers {"predictions": [{"file"|"text": ..., <outputs>}, ...]}, one entry per file or
-text, with every output of the signature except the full `probabilities` vector (add
-`?probabilities=true` for it).
+text, with the signature's summary outputs as its export declares them (for exports that
+declare none: every output but the full `probabilities` vector); `?probabilities=true` adds
+every output. The uploaded bytes go to the model as they are: no JSON or base64 on the way.
 """
 
 from __future__ import annotations
 
-import base64
-from typing import Annotated
+import time
 
-from fastapi import APIRouter, File, Query, Request, UploadFile
-from pydantic import BaseModel, Field
+import numpy as np
+from fastapi import APIRouter
+from pydantic import BaseModel, Field, ValidationError
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
 
 from app import codecs
-from app.errors import InvalidInput
-from app.predict import RegistryDep, SettingsDep, read_json, run_signature
-from app.registry import Registry
-from app.routes.responses import JSONBody
+from app.errors import InvalidInput, ServingError, UnsupportedMediaType
+from app.images import check_image_size
+from app.predict import JSONBody, PredictCall, PredictCore, read_json
+from app.routes.params import query_flag
+from app.routes.table import PredictRoute
+from app.signatures import SignatureInfo
 
-router = APIRouter(prefix="/models/{model}/predict", tags=["uploads"])
-FULL_OUTPUT = "probabilities"
+TAGS = ("uploads",)
+FULL = {"name": "probabilities", "in": "query", "required": False,
+        "schema": {"type": "boolean", "default": False},
+        "description": "every output of the signature, the full probability vector included"}
 
 
 class TextRequest(BaseModel):
     texts: list[str] = Field(min_length=1, examples=[["A wonderful, moving film."]])
 
 
-def _single_string_input(registry: Registry, model: str, signature: str) -> str:
-    info = registry.get(model).signature(signature)
-    if len(info.inputs) != 1 or next(iter(info.inputs.values())).dtype != "string":
-        raise InvalidInput(f"signature {signature!r} of {model!r} does not take one string "
-                           "input; use /models/{model}/{signature}/predict")
-    return next(iter(info.inputs))
+def _string_input(signature: SignatureInfo) -> str:
+    """The name of the signature's one string input, else 400 naming the generic route."""
+    if len(signature.inputs) != 1 or next(iter(signature.inputs.values())).dtype != "string":
+        raise InvalidInput(f"signature {signature.name!r} does not take one string input; use "
+                           "/models/{model}/{signature}/predict")
+    return next(iter(signature.inputs))
 
 
-async def _run(registry, settings, model: str, signature: str, values: list,
-               probabilities: bool) -> list[dict]:
-    input_name = _single_string_input(registry, model, signature)
-    payload = {"inputs": {input_name: values}}
-    result = await run_signature(registry, settings, model, None, signature, payload)
-    outputs = {k: v for k, v in result.outputs.items() if probabilities or k != FULL_OUTPUT}
-    return codecs.encode_rows(outputs, result.rows, named=True)
+async def _predict_strings(call: PredictCall, values: list[bytes], full: bool) -> list[dict]:
+    """Run `values` as the rows of the signature's string input; rows of summary outputs."""
+    name = _string_input(call.signature)
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    codecs.check_shape(array, call.signature.inputs[name])
+    outputs = await call.run({name: array}, len(values))
+    return codecs.encode_rows(outputs if full else call.signature.summary(outputs),
+                              len(values), named=True)
 
 
-@router.post("/image", summary="Classify uploaded image files")
-async def predict_image(
-        model: str, registry: RegistryDep, settings: SettingsDep,
-        file: Annotated[list[UploadFile], File(description="one or more image files")],
-        probabilities: Annotated[bool, Query(description="include the full vector")] = False,
-) -> JSONBody:
+async def _uploaded_files(request: Request, limit: int) -> list[tuple[str, bytes]]:
+    """(file name, bytes) of each file in the multipart field "file", at most `limit`."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "multipart/form-data":
+        raise UnsupportedMediaType(f"content type {media!r} is not supported here; upload "
+                                   'files as multipart/form-data in the field "file"')
+    try:
+        form = await request.form(max_files=limit, max_fields=limit)
+    except ServingError:  # the body limit
+        raise
+    except Exception as err:  # python-multipart's and Starlette's parse errors
+        detail = getattr(err, "detail", None) or getattr(err, "message", None) or str(err)
+        raise InvalidInput(f"unreadable multipart body (at most {limit} files): "
+                           f"{detail}") from None
+    try:
+        files = [f for f in form.getlist("file") if isinstance(f, UploadFile)]
+        if not files:
+            raise InvalidInput('no file: upload one or more files in the multipart field '
+                               '"file"')
+        return [(f.filename or "", await f.read()) for f in files]
+    finally:
+        await form.close()
+
+
+async def predict_image(request: Request, model: str) -> Response:
     """JPEG/PNG/GIF/BMP files, any size -> top classes and scores per file."""
-    if len(file) > settings.max_images_per_upload:
-        raise InvalidInput(f"{len(file)} files in one upload; the limit is "
-                           f"{settings.max_images_per_upload}")
-    images = []
-    for upload in file:
-        data = await upload.read()
+    core: PredictCore = request.app.state.core
+    settings = core.settings
+    full = query_flag(request, "probabilities")
+    files = await _uploaded_files(request, settings.max_images_per_upload)
+    started = time.perf_counter()
+    for name, data in files:
         if not data:
-            raise InvalidInput(f"file {upload.filename!r} is empty")
-        images.append({"b64": base64.b64encode(data).decode("ascii")})
-    rows = await _run(registry, settings, model, "predict_image", images, probabilities)
-    return JSONBody({"predictions": [{"file": u.filename, **row}
-                                     for u, row in zip(file, rows, strict=True)]})
+            raise InvalidInput(f"file {name!r} is empty")
+        check_image_size(data, settings.max_image_pixels, f"file {name!r}")
+    async with core.call(model, None, "predict_image", started) as call:
+        rows = await _predict_strings(call, [data for _, data in files], full)
+        return JSONBody({"predictions": [{"file": name, **row}
+                                         for (name, _), row in zip(files, rows, strict=True)]})
 
 
-@router.post("/text", summary="Score raw texts",
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                 "schema": TextRequest.model_json_schema()}}}})
-async def predict_text(model: str, request: Request, registry: RegistryDep,
-                       settings: SettingsDep,
-                       probabilities: Annotated[bool, Query()] = False) -> JSONBody:
+async def predict_text(request: Request, model: str) -> Response:
     """{"texts": ["a review", ...]} -> the `predict_text` outputs per text."""
-    payload = await read_json(request)
+    core: PredictCore = request.app.state.core
+    full = query_flag(request, "probabilities")
+    payload, started = await read_json(request)
     try:
         texts = TextRequest.model_validate(payload).texts
-    except ValueError as err:
-        raise InvalidInput('expected {"texts": ["...", ...]} with at least one string: '
-                           f"{str(err).splitlines()[0]}") from None
-    rows = await _run(registry, settings, model, "predict_text", texts, probabilities)
-    return JSONBody({"predictions": [{"text": t, **row}
-                                     for t, row in zip(texts, rows, strict=True)]})
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise InvalidInput('expected {"texts": ["...", ...]} with at least one string; '
+                           f"{where}: {first['msg']}") from None
+    async with core.call(model, None, "predict_text", started) as call:
+        rows = await _predict_strings(call, [t.encode("utf-8") for t in texts], full)
+        return JSONBody({"predictions": [{"text": t, **row}
+                                         for t, row in zip(texts, rows, strict=True)]})
 
+
+IMAGE_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "array", "description": "one or more image files",
+                            "items": {"type": "string",
+                                      "contentMediaType": "application/octet-stream"}}}}}}},
+              "parameters": [FULL]}
+TEXT_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": TextRequest.model_json_schema()}}}, "parameters": [FULL]}
+
+router = APIRouter(tags=list(TAGS))
+predict_routes = [
+    PredictRoute("/models/{model}/predict/image", predict_image,
+                 "Classify uploaded image files", TAGS, IMAGE_BODY),
+    PredictRoute("/models/{model}/predict/text", predict_text, "Score raw texts", TAGS,
+                 TEXT_BODY),
+]

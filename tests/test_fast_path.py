@@ -1,25 +1,28 @@
-"""The direct dispatch of the JSON predict routes answers exactly as FastAPI's routes do.
+"""The fast path of the predict routes answers exactly as FastAPI's routes do.
 
-Two real servers on the same models, one with TFSERVE_DIRECT_PREDICT=false, get the same
-requests: successes, every error class, the API key, and paths the direct patterns must leave
-to FastAPI. Status, the headers clients act on, and the JSON bodies must agree.
+Two apps on the same models, one with TFSERVE_DIRECT_PREDICT=false, both generated from the
+one route table, get the same requests in-process: successes, every error class, the API key,
+uploads, and paths the fast path must leave to FastAPI. Status, the headers clients act on,
+and the JSON bodies must agree.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import contextlib
 
 import httpx
 import pytest
 
 from tests.conftest import SAMPLES
-from tests.server import running_server
+from tests.helpers import in_process, only
 
 KEY = "direct-key-31"
 AUTH = {"X-API-Key": KEY}
 DIGIT = [0.5] * 784
-KOALA = {"b64": base64.b64encode((SAMPLES / "images" / "koala.jpg").read_bytes()).decode()}
+KOALA_BYTES = (SAMPLES / "images" / "koala.jpg").read_bytes()
+KOALA = {"b64": base64.b64encode(KOALA_BYTES).decode()}
+FILES = object()  # a multipart upload of the koala
 
 REQUESTS = [
     # (path, json body or raw bytes, headers)
@@ -53,33 +56,53 @@ REQUESTS = [
     ("/serving_default/predict", {"instances": [DIGIT]}, {"X-API-Key": "wrong"}),
     ("/serving_default/predict", {"instances": [DIGIT]}, {"Authorization": f"Bearer {KEY}"}),
     ("/serving_default/predict", {"instances": [DIGIT]}, {"Authorization": f"Basic {KEY}"}),
-    # left to FastAPI by the patterns: a wrong method's route, uploads, unknown routes
-    ("/v1/models/mnist/metadata", {}, AUTH),
+    # uploads
     ("/models/imdb_sentiment/predict/text", {"texts": ["a fine film"]}, AUTH),
+    ("/models/imdb_sentiment/predict/text?probabilities=yes", {"texts": ["a"]}, AUTH),
+    ("/models/imdb_sentiment/predict/text", {"texts": []}, AUTH),
+    ("/models/inception_v3/predict/image", FILES, AUTH),
+    ("/models/inception_v3/predict/image?probabilities=maybe", FILES, AUTH),
+    ("/models/inception_v3/predict/image", {"texts": ["not a file"]}, AUTH),
+    ("/models/mnist/predict/text", {"texts": ["no text signature"]}, AUTH),
+    ("/models/inception_v3/predict/image", FILES, {}),
+    # left to FastAPI by the fast path: a wrong method's route, unknown routes
+    ("/v1/models/mnist/metadata", {}, AUTH),
     ("/a/b/c", {}, AUTH),
 ]
 
 
-@pytest.fixture(scope="module")
-def servers(models_dir):
-    with contextlib.ExitStack() as stack:
-        yield [stack.enter_context(running_server(models_dir, api_key=KEY, poll_interval_s=0,
-                                                  direct_predict=direct))
-               for direct in (True, False)]
-
-
-def answer(url: str, path: str, body, headers: dict) -> tuple:
-    content = body if isinstance(body, bytes) else None
-    response = httpx.post(url + path, json=None if content else body, content=content,
-                          headers=headers, timeout=60)
+async def answer(client: httpx.AsyncClient, path: str, body, headers: dict) -> tuple:
+    if body is FILES:
+        request = {"files": [("file", ("koala.jpg", KOALA_BYTES, "image/jpeg"))]}
+    elif isinstance(body, bytes):
+        request = {"content": body}
+    else:
+        request = {"json": body}
+    response = await client.post(path, headers=headers, **request)
     kept = {k: response.headers.get(k) for k in ("content-type", "www-authenticate",
                                                  "retry-after", "allow")}
     return response.status_code, kept, response.json()
 
 
-@pytest.mark.parametrize(("path", "body", "headers"), REQUESTS,
+@pytest.fixture(scope="module")
+def answers(models_dir, tmp_path_factory) -> list[list[tuple]]:
+    """For each request, the fast path's answer and the FastAPI-routed one."""
+    models = only(models_dir, tmp_path_factory.mktemp("models"), "mnist", "inception_v3",
+                  "imdb_sentiment")
+
+    async def ask_both():
+        both = []
+        for direct in (True, False):
+            async with in_process(models, api_key=KEY, direct_predict=direct) as client:
+                both.append([await answer(client, *request) for request in REQUESTS])
+        return list(zip(*both, strict=True))
+
+    return asyncio.run(ask_both())
+
+
+@pytest.mark.parametrize("index", range(len(REQUESTS)),
                          ids=[f"{i}:{r[0]}" for i, r in enumerate(REQUESTS)])
-def test_direct_dispatch_answers_as_fastapi_does(servers, path, body, headers):
-    direct, routed = (answer(url, path, body, headers) for url in servers)
+def test_the_fast_path_answers_as_fastapi_does(answers, index):
+    direct, routed = answers[index]
     assert direct == routed
     assert direct[0] < 500, direct

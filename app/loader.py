@@ -1,0 +1,139 @@
+"""Loading a SavedModel version: its signatures, assets and callable runners.
+
+The only server module that imports TensorFlow (training/ is the other user). `load()` is
+blocking and expensive (the manager runs it in a worker thread); what it returns holds
+everything the rest of the server needs in plain Python and numpy:
+- `SignatureInfo` per serving signature (names, dtypes, shapes), with the export's request
+  example (assets.extra/examples.json) and summary outputs (assets.extra/summary_outputs.json)
+  when it ships them;
+- a runner per signature: numpy in, numpy out, thread-safe; input the graph rejects raises
+  `InvalidInput` (400) with TensorFlow's reason, cleaned of stacks, graph internals and paths;
+- warm-up inputs per signature: the example as tensors, else one row of zeros;
+- labels (assets/labels.txt) and the training metrics (metrics.json).
+Dropping the returned object (`handle`) releases the TensorFlow objects.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from app import codecs
+from app.errors import InvalidInput, redact_paths
+from app.signatures import SignatureInfo, TensorInfo
+
+Arrays = dict[str, np.ndarray]
+Runner = Callable[[Arrays], Arrays]
+
+
+@dataclass
+class LoadedVersion:
+    """A version as the server uses it; `handle` keeps the TensorFlow objects alive."""
+
+    signatures: dict[str, SignatureInfo]
+    runners: dict[str, Runner]
+    warmup_inputs: dict[str, tuple[Arrays, int]]
+    labels: list[str]
+    training_metrics: dict | None
+    handle: object = field(repr=False)
+
+
+def load(path: Path, max_instances: int = 1024) -> LoadedVersion:
+    """Load the SavedModel at `path` (blocking). Raises on anything unservable."""
+    loaded = tf.saved_model.load(str(path))
+    functions = {k: v for k, v in loaded.signatures.items() if not k.startswith("__")}
+    if not functions:
+        raise ValueError("the SavedModel has no serving signatures")
+    extra = path / "assets.extra"
+    examples = _read_json(extra / "examples.json") or {}
+    summaries = _read_json(extra / "summary_outputs.json") or {}
+    signatures = {name: _signature_info(name, function, examples.get(name),
+                                        summaries.get(name))
+                  for name, function in functions.items()}
+    labels_file = path / "assets" / "labels.txt"
+    return LoadedVersion(
+        signatures=signatures,
+        runners={name: make_runner(function) for name, function in functions.items()},
+        warmup_inputs={name: warmup_inputs(info, max_instances)
+                       for name, info in signatures.items()},
+        labels=labels_file.read_text().splitlines() if labels_file.exists() else [],
+        training_metrics=_read_json(path / "metrics.json"),
+        handle=loaded)
+
+
+def _signature_info(name: str, function, example: dict | None,
+                    summary: list[str] | None) -> SignatureInfo:
+    inputs = function.structured_input_signature[1]
+    outputs = function.structured_outputs
+    if not isinstance(outputs, dict):
+        raise ValueError(f"signature {name!r} does not return named outputs")
+    if summary is not None and not set(summary) <= set(outputs):
+        raise ValueError(f"summary outputs {summary} of signature {name!r} are not all among "
+                         f"its outputs {sorted(outputs)}")
+    return SignatureInfo(
+        name,
+        {k: _tensor_info(k, s) for k, s in sorted(inputs.items())},
+        {k: _tensor_info(k, s) for k, s in sorted(outputs.items())},
+        example=example,
+        summary_outputs=None if summary is None else tuple(summary))
+
+
+def _tensor_info(name: str, spec: tf.TensorSpec) -> TensorInfo:
+    dtype = "string" if spec.dtype == tf.string else spec.dtype.as_numpy_dtype().dtype.name
+    shape = None if spec.shape.rank is None else tuple(
+        -1 if d is None else int(d) for d in spec.shape.as_list())
+    return TensorInfo(name, dtype, shape)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def warmup_inputs(info: SignatureInfo, max_instances: int) -> tuple[Arrays, int]:
+    """The export's example as tensors (it is written in the tfdeploy request format), else
+    one row of zeros: what the first call compiles the graph with."""
+    if info.example is not None:
+        arrays, rows, _ = codecs.decode_request(info.example, info, max_instances)
+        return arrays, rows
+    return {name: spec.zeros() for name, spec in info.inputs.items()}, 1
+
+
+def make_runner(function) -> Runner:
+    """numpy in, numpy out; runs in a worker thread. Input the graph rejects -> 400."""
+
+    def run(inputs: Arrays) -> Arrays:
+        try:
+            outputs = function(**{k: tf.constant(v) for k, v in inputs.items()})
+        except tf.errors.InvalidArgumentError as err:
+            raise InvalidInput(f"the model rejected the input: {clean_error(err)}") from None
+        return {k: outputs[k].numpy() for k in sorted(outputs)}  # a stable order
+
+    return run
+
+
+_TF_NOISE = re.compile(r"\s*(\[\[.*?\]\]|\[Op:[^\]]*\]|\{\{.*?\}\})")
+_TF_PREAMBLE = ("Graph execution error", "Detected at node", "<stack traces", "File ", "  ")
+
+
+def clean_error(err: BaseException) -> str:
+    """The error's reason, fit for a client: no stack, no graph internals, no file paths.
+
+    TensorFlow's graph errors open with "Graph execution error:" and a stack; the reason is
+    the first line after them, and the failing node is named in "Detected at node ...".
+    """
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    reasons = [line for line in lines if not line.startswith(_TF_PREAMBLE)]
+    reason = _TF_NOISE.sub("", reasons[0] if reasons else (lines[0] if lines else "")).strip()
+    node = re.search(r"Detected at node (\S+)", str(err))
+    if node:
+        reason += f" (at node {node.group(1)})"
+    return redact_paths(reason)

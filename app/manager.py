@@ -1,0 +1,225 @@
+"""The model manager: which versions serve, their lifecycle, and the batchers in front of them.
+
+Contract:
+- `start()` loads every version the repository's policy wants (app.repository); each
+  signature is warmed up with the export's own example or zeros, and only then does the
+  version enter the routing table and `ready` become true. Loading runs in worker threads.
+- A version that fails to load is logged and recorded with its error; it never takes the
+  server down and never blocks readiness.
+- `poll()` (every `poll_interval_s`) loads versions that appeared and releases versions that
+  vanished or fell out of the policy. A released version leaves the routing table at once
+  and is closed after its in-flight requests have finished. An empty repository is not
+  ready; it becomes ready when a first model has been loaded (say, once a trainer wrote it).
+- `get()` raises `NotFound` naming what exists, `NotReady` before the first load.
+States follow TensorFlow Serving's (app.servable.ModelState).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from app import loader
+from app.batching import Batcher, Unbatched
+from app.errors import NotFound, NotReady
+from app.metrics import Metrics
+from app.repository import Repository, VersionFailure
+from app.servable import ModelState, Servable
+from app.settings import Settings
+from app.traffic import Traffic
+
+log = logging.getLogger(__name__)
+
+
+def freeze_heap() -> None:
+    """Hide the long-lived objects (TensorFlow's, the models') from the garbage collector.
+
+    A full collection walks ~440k of them, ~300 ms with the event loop stopped, at moments
+    set by allocation counts: a latency spike for whichever requests are in flight. Frozen,
+    collections scan only the young, per-request objects. Called after loads and releases:
+    one pause at a moment we choose instead of recurring ones.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
+class ModelManager:
+    def __init__(self, settings: Settings, metrics: Metrics, traffic: Traffic | None = None):
+        self.settings = settings
+        self.metrics = metrics
+        self.traffic = traffic
+        self.repository = Repository(settings.model_dir, settings.max_versions)
+        self.executor = ThreadPoolExecutor(settings.inference_threads,
+                                           thread_name_prefix="inference")
+        self.servables: dict[str, dict[int, Servable]] = {}
+        self.ready = False
+        self.not_ready_reason = "models are loading"
+        self._loaded_once = False
+        self._poller: asyncio.Task | None = None
+        self._releasing: set[asyncio.Task] = set()
+
+    @property
+    def failures(self) -> dict[str, dict[int, VersionFailure]]:
+        return self.repository.failures
+
+    def get(self, model: str, version: int | None = None) -> Servable:
+        """The servable of `model` at `version` (None: the highest)."""
+        versions = self.servables.get(model)
+        if not versions and not self.ready:
+            raise NotReady(f"not ready: {self.not_ready_reason}; retry shortly")
+        if not versions:
+            raise NotFound(f"model {model!r} is not served; models: {sorted(self.servables)}")
+        if version is None:
+            return versions[max(versions)]
+        try:
+            return versions[version]
+        except KeyError:
+            raise NotFound(f"model {model!r} has no version {version}; versions: "
+                           f"{sorted(versions)}") from None
+
+    # lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.poll()
+        self._loaded_once = True
+        self._update_readiness()
+        if not self.ready:
+            log.warning("%s; waiting for models to appear", self.not_ready_reason)
+        if self.settings.poll_interval_s > 0:
+            self._poller = asyncio.get_running_loop().create_task(self._poll_forever())
+
+    async def _poll_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.poll_interval_s)
+            try:
+                await self.poll()
+            except Exception:
+                log.exception("polling %s failed", self.settings.model_dir)
+
+    async def poll(self) -> None:
+        """Bring the loaded versions in line with the disk."""
+        try:
+            on_disk = await asyncio.to_thread(self.repository.scan)
+        except OSError as err:
+            log.error("cannot read %s: %s", self.settings.model_dir, err)
+            return
+        loaded_any = False
+        for model, versions in on_disk.items():
+            for _ in versions:  # a failed load lets a lower version in: load that one too
+                missing = [v for v in self.repository.wanted(model, versions)
+                           if v not in self.servables.get(model, {})]
+                if not missing:
+                    break
+                for version in missing:
+                    loaded_any |= await self._load(model, version)
+        for model, loaded in list(self.servables.items()):
+            wanted = set(self.repository.wanted(model, on_disk.get(model, [])))
+            for version in [v for v in loaded if v not in wanted]:
+                self._release(loaded.pop(version))
+            if not loaded:
+                del self.servables[model]
+        if loaded_any:
+            freeze_heap()
+        if self._loaded_once:
+            self._update_readiness()
+
+    def _update_readiness(self) -> None:
+        """Ready once the first scan is loaded and warm and at least one model serves; a
+        repository that is still empty (a trainer at work) becomes ready when models appear."""
+        self.ready = bool(self.servables)
+        self.not_ready_reason = "" if self.ready else (
+            f"no loadable model in {self.settings.model_dir.resolve()}")
+
+    async def _load(self, model: str, version: int) -> bool:
+        """Load, attach batchers, warm up; True when the version now serves."""
+        servable = Servable(model, version, self.repository.path(model, version))
+        servable.state = ModelState.LOADING
+        started = time.perf_counter()
+        try:
+            loaded = await asyncio.to_thread(loader.load, servable.path,
+                                             self.settings.max_instances)
+            loaded_s = time.perf_counter() - started
+            servable.signatures, servable.labels = loaded.signatures, loaded.labels
+            servable.training_metrics, servable.handle = loaded.training_metrics, loaded.handle
+            self._attach_batchers(servable, loaded.runners)
+            warm_started = time.perf_counter()
+            await self._warm_up(servable, loaded.warmup_inputs)
+            warm_s = time.perf_counter() - warm_started
+        except Exception as err:  # a broken version must not take the server down
+            for batcher in servable.batchers.values():
+                await batcher.close()
+            servable.state = ModelState.END
+            reason = f"{type(err).__name__}: {loader.clean_error(err)}"
+            log.error("skipping %s version %d (%s): %s", model, version, servable.path, reason)
+            self.repository.record_failure(model, version, reason)
+            self.metrics.model_failures.labels(model).inc()
+            return False
+        servable.state = ModelState.AVAILABLE
+        self.servables.setdefault(model, {})[version] = servable
+        self.metrics.load_seconds.labels(model, str(version)).set(loaded_s)
+        self.metrics.warmup_seconds.labels(model, str(version)).set(warm_s)
+        log.info("loaded %s version %d in %.1fs, warmed up in %.2fs (%s)", model, version,
+                 loaded_s, warm_s, ", ".join(servable.signatures))
+        return True
+
+    def _attach_batchers(self, servable: Servable, runners: dict[str, loader.Runner]) -> None:
+        policy = self.settings.batching_for(servable.name)
+        for sig_name, runner in runners.items():
+            labels = (servable.name, str(servable.version), sig_name)
+            common = {"name": f"{servable.name}/{servable.version}/{sig_name}",
+                      "max_queue_rows": policy.max_queue_rows, "traffic": self.traffic,
+                      "on_batch": self.metrics.batch_size.labels(*labels).observe}
+            if policy.enabled:
+                batcher = Batcher(runner, self.executor, max_batch_size=policy.max_batch_size,
+                                  batch_timeout_ms=policy.batch_timeout_ms, **common)
+            else:
+                batcher = Unbatched(runner, self.executor, **common)
+            batcher.start()
+            servable.batchers[sig_name] = batcher
+            self.metrics.queue_rows.labels(*labels).set_function(
+                lambda b=batcher: b.queued_rows)
+
+    async def _warm_up(self, servable: Servable, inputs: dict) -> None:
+        deadline = time.monotonic() + max(self.settings.request_timeout_s, 120)
+        for sig_name, (arrays, rows) in inputs.items():
+            await servable.batchers[sig_name].submit(arrays, rows, deadline)
+
+    def _release(self, servable: Servable, settle_heap: bool = True) -> None:
+        servable.state = ModelState.UNLOADING
+        log.info("releasing %s version %d after its in-flight requests", servable.name,
+                 servable.version)
+        task = asyncio.get_running_loop().create_task(self._close_when_idle(servable, settle_heap))
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
+
+    @staticmethod
+    async def _close_when_idle(servable: Servable, settle_heap: bool) -> None:
+        while servable.users:
+            await asyncio.sleep(0.05)
+        for batcher in servable.batchers.values():
+            await batcher.close()
+        servable.state = ModelState.END
+        servable.handle = None
+        if settle_heap:  # the released version's objects become collectable again
+            freeze_heap()
+        log.info("released %s version %d", servable.name, servable.version)
+
+    async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        for versions in self.servables.values():
+            for servable in versions.values():
+                # uvicorn has drained the requests by now; the process is exiting, so no
+                # full collection per version
+                self._release(servable, settle_heap=False)
+        self.servables.clear()
+        if self._releasing:
+            await asyncio.gather(*self._releasing)
+        self.executor.shutdown(wait=True)

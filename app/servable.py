@@ -1,0 +1,59 @@
+"""A served model version and its lifecycle states (TensorFlow Serving's ManagerState).
+
+  START      found on disk, to be loaded
+  LOADING    TensorFlow loads it and the first call warms each signature up
+  AVAILABLE  in the routing table, serving requests
+  UNLOADING  out of the routing table; its in-flight requests finish
+  END        released (or failed to load: the reason stays in the repository's failures)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.batching import Batcher, Unbatched
+from app.errors import NotFound
+from app.signatures import SignatureInfo
+
+
+class ModelState(enum.StrEnum):
+    START = "START"
+    LOADING = "LOADING"
+    AVAILABLE = "AVAILABLE"
+    UNLOADING = "UNLOADING"
+    END = "END"
+
+
+@dataclass
+class Servable:
+    """One model version and the batchers in front of its signatures."""
+
+    name: str
+    version: int
+    path: Path
+    state: ModelState = ModelState.START
+    signatures: dict[str, SignatureInfo] = field(default_factory=dict)
+    labels: list[str] = field(default_factory=list)
+    training_metrics: dict | None = None  # the export's metrics.json
+    batchers: dict[str, Batcher | Unbatched] = field(default_factory=dict)
+    users: int = 0  # requests holding this version
+    handle: object = field(default=None, repr=False)  # keeps the TensorFlow objects alive
+
+    def signature(self, name: str) -> SignatureInfo:
+        try:
+            return self.signatures[name]
+        except KeyError:
+            raise NotFound(f"model {self.name!r} version {self.version} has no signature "
+                           f"{name!r}; it has {sorted(self.signatures)}") from None
+
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator[Servable]:
+        self.users += 1
+        try:
+            yield self
+        finally:
+            self.users -= 1

@@ -1,0 +1,99 @@
+"""The model manager in-process on real (tiny) exports: states, readiness, versions, releases."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from app.errors import NotFound, NotReady
+from app.manager import ModelManager
+from app.metrics import Metrics
+from app.servable import ModelState
+from app.settings import Settings
+from tests.helpers import copy_version
+
+
+def manager_for(models, **settings) -> ModelManager:
+    return ModelManager(Settings(model_dir=models, poll_interval_s=0, **settings), Metrics())
+
+
+@pytest.fixture
+def repo(models_dir, tmp_path):
+    (tmp_path / "mnist").mkdir()
+    copy_version(models_dir, tmp_path, "mnist", 1, 1)
+    return tmp_path
+
+
+def test_versions_load_warm_and_serve_and_lookups_name_what_exists(repo):
+    async def scenario():
+        manager = manager_for(repo)
+        with pytest.raises(NotReady, match="models are loading"):
+            manager.get("mnist")
+        await manager.start()
+        servable = manager.get("mnist")
+        with pytest.raises(NotFound, match=r"models: \['mnist'\]"):
+            manager.get("nope")
+        with pytest.raises(NotFound, match=r"versions: \[1\]"):
+            manager.get("mnist", 7)
+        with pytest.raises(NotFound, match="has no signature 'x'"):
+            servable.signature("x")
+        batcher = servable.batchers["serving_default"]
+        outputs = await batcher.submit({"image_input": np.zeros((2, 784), np.float32)}, 2,
+                                       time.monotonic() + 10)
+        await manager.close()
+        return manager, servable, outputs
+
+    manager, servable, outputs = asyncio.run(scenario())
+    assert manager.ready
+    assert servable.state == ModelState.END  # closed with the manager
+    assert outputs["prediction"].shape == (2, 10)
+    assert servable.training_metrics["model"] == "mnist" and len(servable.labels) == 10
+
+
+def test_polling_loads_new_versions_releases_old_ones_and_records_failures(models_dir, repo):
+    async def scenario():
+        manager = manager_for(repo, max_versions=1)
+        await manager.start()
+        first = manager.get("mnist")
+        with first.in_use():  # a request in flight holds version 1
+            copy_version(models_dir, repo, "mnist", 1, 2)
+            (repo / "mnist" / "3").mkdir()  # an empty, broken version
+            await manager.poll()
+            states = [first.state]
+            await asyncio.sleep(0.2)
+            states.append(first.state)  # still held
+        await asyncio.wait_for(asyncio.gather(*manager._releasing), 10)
+        states.append(first.state)
+        served = sorted(manager.servables["mnist"])
+        failure = manager.failures["mnist"][3]
+        await manager.close()
+        return states, served, failure, manager.metrics
+
+    states, served, failure, metrics = asyncio.run(scenario())
+    assert states == [ModelState.UNLOADING, ModelState.UNLOADING, ModelState.END]
+    assert served == [2]  # 3 failed: the highest healthy version serves
+    assert failure.error.startswith("OSError") or "SavedModel" in failure.error
+    assert metrics.registry.get_sample_value("tfserve_model_load_failures_total",
+                                             {"model": "mnist"}) == 1
+
+
+def test_an_empty_repository_is_not_ready_until_a_model_appears(models_dir, tmp_path):
+    async def scenario():
+        manager = manager_for(tmp_path)
+        await manager.start()
+        before = manager.ready, manager.not_ready_reason
+        with pytest.raises(NotReady, match="no loadable model"):
+            manager.get("mnist")  # a trainer may still be writing the first model
+        (tmp_path / "mnist").mkdir()
+        copy_version(models_dir, tmp_path, "mnist", 1, 1)
+        await manager.poll()
+        after = manager.ready
+        await manager.close()
+        return before, after
+
+    (ready, reason), after = asyncio.run(scenario())
+    assert not ready and "no loadable model" in reason
+    assert after
