@@ -33,10 +33,10 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve(command: list[str], port: int, ready_path: str, env: dict[str, str] | None = None,
-          timeout: float = 300) -> Iterator[Running]:
+          timeout: float = 300, cwd: Path = ROOT) -> Iterator[Running]:
     """Start `command`, wait until GET `ready_path` answers 200, yield it, stop it (SIGTERM)."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})},
+    process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **(env or {})},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -59,14 +59,14 @@ def serve(command: list[str], port: int, ready_path: str, env: dict[str, str] | 
 
 
 @contextlib.contextmanager
-def our_server(models_dir: Path, **settings: object) -> Iterator[Running]:
-    """`python -m app` with TFSERVE_* settings."""
+def our_server(models_dir: Path, source: Path = ROOT, **settings: object) -> Iterator[Running]:
+    """`python -m app` of the tree at `source` (default: this one) with TFSERVE_* settings."""
     port = free_port()
     env = {"TFSERVE_MODEL_DIR": str(models_dir), "TFSERVE_PORT": str(port),
            "TFSERVE_HOST": "127.0.0.1", "TFSERVE_LOG_LEVEL": "WARNING",
            "TFSERVE_POLL_INTERVAL_S": "0",
            **{f"TFSERVE_{k.upper()}": str(v) for k, v in settings.items()}}
-    with serve([sys.executable, "-m", "app"], port, "/readyz", env) as running:
+    with serve([sys.executable, "-m", "app"], port, "/readyz", env, cwd=source) as running:
         yield running
 
 

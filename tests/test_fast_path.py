@@ -41,9 +41,9 @@ REQUESTS = [
     ("/v1/models/mnist/versions/one:predict", {"instances": [DIGIT]}, AUTH),
     ("/v1/models/mnist:classify", {"instances": [DIGIT]}, AUTH),
     ("/v1/models/mnist", {"instances": [DIGIT]}, AUTH),
-    ("/v1/models/inception_v3:predict",
-     {"signature_name": "predict_image", "instances": [KOALA]}, AUTH),
-    ("/v1/models/inception_v3:predict",
+    ("/v1/models/mnist:predict", {"signature_name": "predict_image", "instances": [KOALA]},
+     AUTH),
+    ("/v1/models/mnist:predict",
      {"signature_name": "predict_image", "instances": [{"b64": "%%%"}]}, AUTH),
     ("/v1/models/imdb_sentiment:predict",
      {"signature_name": "predict_text", "instances": ["a fine film"]}, AUTH),
@@ -60,11 +60,11 @@ REQUESTS = [
     ("/models/imdb_sentiment/predict/text", {"texts": ["a fine film"]}, AUTH),
     ("/models/imdb_sentiment/predict/text?probabilities=yes", {"texts": ["a"]}, AUTH),
     ("/models/imdb_sentiment/predict/text", {"texts": []}, AUTH),
-    ("/models/inception_v3/predict/image", FILES, AUTH),
-    ("/models/inception_v3/predict/image?probabilities=maybe", FILES, AUTH),
-    ("/models/inception_v3/predict/image", {"texts": ["not a file"]}, AUTH),
+    ("/models/mnist/predict/image", FILES, AUTH),
+    ("/models/mnist/predict/image?probabilities=maybe", FILES, AUTH),
+    ("/models/mnist/predict/image", {"texts": ["not a file"]}, AUTH),
     ("/models/mnist/predict/text", {"texts": ["no text signature"]}, AUTH),
-    ("/models/inception_v3/predict/image", FILES, {}),
+    ("/models/mnist/predict/image", FILES, {}),
     # left to FastAPI by the fast path: a wrong method's route, unknown routes
     ("/v1/models/mnist/metadata", {}, AUTH),
     ("/a/b/c", {}, AUTH),
@@ -87,8 +87,7 @@ async def answer(client: httpx.AsyncClient, path: str, body, headers: dict) -> t
 @pytest.fixture(scope="module")
 def answers(models_dir, tmp_path_factory) -> list[list[tuple]]:
     """For each request, the fast path's answer and the FastAPI-routed one."""
-    models = only(models_dir, tmp_path_factory.mktemp("models"), "mnist", "inception_v3",
-                  "imdb_sentiment")
+    models = only(models_dir, tmp_path_factory.mktemp("models"), "mnist", "imdb_sentiment")
 
     async def ask_both():
         both = []
