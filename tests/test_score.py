@@ -8,7 +8,9 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
+from app.score import main
 from tests.conftest import ROOT, SAMPLES
 from tests.server import running_server
 from training.data import load_mnist
@@ -16,11 +18,19 @@ from training.signatures import png
 
 
 def score(*args: str, module: str = "app.score") -> subprocess.CompletedProcess:
+    """The command as a user runs it, in a subprocess."""
     return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, text=True,
                           capture_output=True, timeout=300)
 
 
-def test_batch_scoring_in_process_and_through_the_server_agree(models_dir, tmp_path):
+def refusal(capsys, *args: str) -> str:
+    """The command's error, run in-process (TensorFlow is loaded already)."""
+    with pytest.raises(SystemExit) as caught:
+        main(list(args))
+    return str(caught.value.code) + capsys.readouterr().err
+
+
+def test_batch_scoring_in_process_and_through_the_server_agree(models_dir, tmp_path, capsys):
     _, (x_test, _) = load_mnist()
     digits = tmp_path / "digits"
     digits.mkdir()
@@ -33,17 +43,15 @@ def test_batch_scoring_in_process_and_through_the_server_agree(models_dir, tmp_p
         for i, path in enumerate(sorted((SAMPLES / "reviews").glob("*.txt"))[:4]):
             writer.writerow([i, path.read_text()])
 
-    local_images = score("--model", "mnist", str(digits), "--models-dir", str(models_dir),
-                         "--batch-size", "2", "-o", str(tmp_path / "local.jsonl"))
-    assert local_images.returncode == 0, local_images.stderr
-    assert "5/5" in local_images.stderr  # the progress bar
+    assert main(["--model", "mnist", str(digits), "--models-dir", str(models_dir),
+                 "--batch-size", "2", "-o", str(tmp_path / "local.jsonl")]) == 0
+    assert "5/5" in capsys.readouterr().err  # the progress bar
     local_rows = [json.loads(x) for x in (tmp_path / "local.jsonl").read_text().splitlines()]
     assert [r["source"] for r in local_rows] == [str(digits / f"digit{i}.png") for i in range(5)]
     assert all(list(r) == ["source", "classes", "scores"] for r in local_rows)
 
-    local_texts = score("--model", "imdb_sentiment", str(reviews), "--models-dir",
-                        str(models_dir), "-o", str(tmp_path / "local.csv"))
-    assert local_texts.returncode == 0, local_texts.stderr
+    assert main(["--model", "imdb_sentiment", str(reviews), "--models-dir", str(models_dir),
+                 "-o", str(tmp_path / "local.csv")]) == 0
     with (tmp_path / "local.csv").open() as handle:
         text_rows = list(csv.DictReader(handle))
     assert [r["source"] for r in text_rows] == [f"{reviews}:{n}" for n in range(2, 6)]
@@ -59,14 +67,18 @@ def test_batch_scoring_in_process_and_through_the_server_agree(models_dir, tmp_p
                                [r["scores"] for r in local_rows], atol=1e-6)
 
 
-def test_batch_scoring_refuses_what_it_cannot_score(models_dir, tmp_path):
+def test_batch_scoring_refuses_what_it_cannot_score(models_dir, tmp_path, capsys):
     (tmp_path / "data.bin").write_bytes(b"\x00")
-    result = score("--model", "mnist", str(tmp_path / "data.bin"), "--models-dir",
-                   str(models_dir))
-    assert result.returncode != 0 and "not an image" in result.stderr
-    missing = score("--model", "nope", str(SAMPLES / "images"), "--models-dir",
-                    str(models_dir))
-    assert missing.returncode != 0 and "no versions of 'nope'" in missing.stderr
-    wrong = score("--model", "mnist", str(SAMPLES / "reviews"), "--models-dir",
-                  str(models_dir), module="app.batch")  # the former name still works
-    assert wrong.returncode != 0 and "no 'predict_text' signature" in wrong.stderr
+    assert "not an image" in refusal(capsys, "--model", "mnist", str(tmp_path / "data.bin"),
+                                     "--models-dir", str(models_dir))
+    assert "no versions of 'nope'" in refusal(capsys, "--model", "nope",
+                                              str(SAMPLES / "images"), "--models-dir",
+                                              str(models_dir))
+    assert "no 'predict_text' signature" in refusal(capsys, "--model", "mnist",
+                                                    str(SAMPLES / "reviews"), "--models-dir",
+                                                    str(models_dir))
+
+
+def test_the_former_name_app_batch_still_works():
+    alias = score("--help", module="app.batch")
+    assert alias.returncode == 0 and "python -m app.score" in alias.stdout
