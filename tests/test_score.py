@@ -12,6 +12,7 @@ import pytest
 
 from app.score import main
 from tests.conftest import ROOT, SAMPLES
+from tests.helpers import only
 from tests.server import running_server
 from training.data import load_mnist
 from training.signatures import png
@@ -57,7 +58,8 @@ def test_batch_scoring_in_process_and_through_the_server_agree(models_dir, tmp_p
     assert [r["source"] for r in text_rows] == [f"{reviews}:{n}" for n in range(2, 6)]
     assert {r["label"] for r in text_rows} <= {"positive", "negative"}
 
-    with running_server(models_dir, poll_interval_s=0) as url:
+    with running_server(only(models_dir, tmp_path / "served", "mnist"),
+                        poll_interval_s=0) as url:
         remote = score("--model", "mnist", str(digits), "--url", url)
     assert remote.returncode == 0, remote.stderr
     remote_rows = [json.loads(x) for x in remote.stdout.splitlines()]
