@@ -91,8 +91,7 @@ class LocalModel:
         if info is None:
             raise SystemExit(f"error: the model has no {signature!r} signature")
         (input_name,) = info.inputs
-        array = np.empty(len(values), dtype=object)
-        array[:] = [v.encode() if isinstance(v, str) else v for v in values]
+        array = np.array([v.encode() if isinstance(v, str) else v for v in values], object)
         outputs = self.version.runners[signature]({input_name: array})
         return codecs.encode_rows(outputs if full else info.summary(outputs), len(values),
                                   named=True)

@@ -49,8 +49,7 @@ def _string_input(signature: SignatureInfo) -> str:
 async def _predict_strings(call: PredictCall, values: list[bytes], full: bool) -> list[dict]:
     """Run `values` as the rows of the signature's string input; rows of summary outputs."""
     name = _string_input(call.signature)
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
+    array = np.array(values, dtype=object)
     codecs.check_shape(array, call.signature.inputs[name])
     outputs = await call.run({name: array}, len(values))
     return codecs.encode_rows(outputs if full else call.signature.summary(outputs),
