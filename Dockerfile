@@ -24,7 +24,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     TF_CPP_MIN_LOG_LEVEL=2 \
     KERAS_HOME=/keras \
     TFSERVE_MODEL_DIR=/models \
-    TFSERVE_PORT=8089
+    TFSERVE_PORT=8089 \
+    TFSERVE_WORKERS=auto
 USER tfserve
 WORKDIR /home/tfserve
 EXPOSE 8089

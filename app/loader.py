@@ -16,6 +16,7 @@ Dropping the returned object (`handle`) releases the TensorFlow objects.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from app import codecs
 from app.errors import InvalidInput, redact_paths
 from app.signatures import SignatureInfo, TensorInfo
 
+log = logging.getLogger(__name__)
 Arrays = dict[str, np.ndarray]
 Runner = Callable[[Arrays], Arrays]
 
@@ -42,6 +44,23 @@ class LoadedVersion:
     labels: list[str]
     training_metrics: dict | None
     handle: object = field(repr=False)
+
+
+def configure_threads(intra_op: int, inter_op: int) -> None:
+    """Size TensorFlow's thread pools (0: leave TensorFlow's default). TensorFlow fixes them
+    when it first runs anything, so this comes before the first load; a process that already
+    runs TensorFlow (tests building several apps) keeps its pools, with a warning."""
+    threading = tf.config.threading
+    for wanted, get, set_ in ((intra_op, threading.get_intra_op_parallelism_threads,
+                               threading.set_intra_op_parallelism_threads),
+                              (inter_op, threading.get_inter_op_parallelism_threads,
+                               threading.set_inter_op_parallelism_threads)):
+        if wanted and get() != wanted:
+            try:
+                set_(wanted)
+            except RuntimeError:
+                log.warning("TensorFlow already runs with %d threads; %d takes a restart",
+                            get(), wanted)
 
 
 def load(path: Path, max_instances: int = 1024) -> LoadedVersion:

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app import errors, openapi, security
+from app import errors, loader, openapi, security, workers
 from app.manager import ModelManager
 from app.metrics import Metrics
 from app.middleware import BodyLimit, CountRequests
@@ -30,28 +30,43 @@ VERSION = "0.1.0"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    loader.configure_threads(*settings.tf_threads())
     traffic = Traffic()
-    metrics = Metrics()
+    metrics = Metrics(settings.multiproc_dir)
     manager = ModelManager(settings, metrics, traffic)
+    board = None
+    if settings.multiproc_dir is not None:  # one of several workers (app.workers)
+        board = workers.WorkerBoard(settings.multiproc_dir, settings.worker_count)
+        manager.on_readiness = board.publish
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         if not settings.model_dir.is_dir():
             raise RuntimeError(f"model directory {settings.model_dir.resolve()} does not "
                                "exist: set TFSERVE_MODEL_DIR or run `make models`")
-        loading = asyncio.get_running_loop().create_task(manager.start())
+        background = [manager.start()]
+        if board is not None:
+            workers.reap_dead(settings.multiproc_dir)
+            board.publish(False, manager.not_ready_reason)
+            background.append(metrics.refresh_forever())
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(job) for job in background]
         try:
             yield
         finally:
-            loading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await loading
+            if board is not None:
+                board.withdraw()
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await manager.close()
 
     app = FastAPI(title="tfserve", version=VERSION, lifespan=lifespan, docs_url=None,
                   redoc_url=None, openapi_url="/openapi.json")
     app.state.settings = settings
     app.state.manager = manager
+    app.state.worker_board = board
     app.state.core = PredictCore(manager, settings, metrics)
     errors.install(app)
     if settings.direct_predict:  # innermost: inside the body limit and the request count

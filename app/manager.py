@@ -21,6 +21,7 @@ import contextlib
 import gc
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from app import loader
@@ -62,6 +63,7 @@ class ModelManager:
         self._loaded_once = False
         self._poller: asyncio.Task | None = None
         self._releasing: set[asyncio.Task] = set()
+        self.on_readiness: Callable[[bool, str], None] | None = None  # (ready, reason)
 
     @property
     def failures(self) -> dict[str, dict[int, VersionFailure]]:
@@ -134,6 +136,8 @@ class ModelManager:
         self.ready = bool(self.servables)
         self.not_ready_reason = "" if self.ready else (
             f"no loadable model in {self.settings.model_dir.resolve()}")
+        if self.on_readiness is not None:
+            self.on_readiness(self.ready, self.not_ready_reason)
 
     async def _load(self, model: str, version: int) -> bool:
         """Load, attach batchers, warm up; True when the version now serves."""
@@ -181,8 +185,7 @@ class ModelManager:
                 batcher = Unbatched(runner, self.executor, **common)
             batcher.start()
             servable.batchers[sig_name] = batcher
-            self.metrics.queue_rows.labels(*labels).set_function(
-                lambda b=batcher: b.queued_rows)
+            self.metrics.watch_queue(labels, lambda b=batcher: b.queued_rows)
 
     async def _warm_up(self, servable: Servable, inputs: dict) -> None:
         deadline = time.monotonic() + max(self.settings.request_timeout_s, 120)
@@ -197,12 +200,12 @@ class ModelManager:
         self._releasing.add(task)
         task.add_done_callback(self._releasing.discard)
 
-    @staticmethod
-    async def _close_when_idle(servable: Servable, settle_heap: bool) -> None:
+    async def _close_when_idle(self, servable: Servable, settle_heap: bool) -> None:
         while servable.users:
             await asyncio.sleep(0.05)
-        for batcher in servable.batchers.values():
+        for sig_name, batcher in servable.batchers.items():
             await batcher.close()
+            self.metrics.unwatch_queue((servable.name, str(servable.version), sig_name))
         servable.state = ModelState.END
         servable.handle = None
         if settle_heap:  # the released version's objects become collectable again

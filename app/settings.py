@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, PositiveFloat, PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.workers import available_cpus
+
 
 class BatchingOverride(BaseModel):
     """Batching knobs that one model may set differently from the defaults."""
@@ -68,6 +70,18 @@ class Settings(BaseSettings):
         5.0, ge=0, description="how often to look for new model versions (0: never)")
     inference_threads: PositiveInt = Field(
         4, description="threads that run model calls (TensorFlow parallelises within each)")
+    workers: PositiveInt | Literal["auto"] = Field(
+        1, description="server processes on the one port, each loading every model; "
+                       "'auto': one per available core (the container's CPU limit)")
+    intra_op_threads: int = Field(
+        0, ge=0, description="TensorFlow threads within one op (0: the cores divided "
+                             "among the workers; TensorFlow's default with one worker)")
+    inter_op_threads: int = Field(
+        0, ge=0, description="TensorFlow ops run at once (0: as intra_op_threads)")
+    multiproc_dir: Path | None = Field(
+        None, validation_alias="PROMETHEUS_MULTIPROC_DIR",
+        description="folder the workers share (metrics, readiness); `python -m app` makes "
+                    "a temporary one when workers > 1")
     shutdown_grace_s: PositiveFloat = Field(
         30.0, description="on SIGTERM, how long in-flight requests may take to finish")
     direct_predict: bool = Field(
@@ -76,6 +90,18 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
     log_format: Literal["text", "json"] = Field(
         "text", description="text, or json: one JSON object per line")
+
+    @property
+    def worker_count(self) -> int:
+        return available_cpus() if self.workers == "auto" else self.workers
+
+    def tf_threads(self) -> tuple[int, int]:
+        """TensorFlow's (intra-op, inter-op) pool sizes, 0 meaning TensorFlow's default (every
+        core): N workers share the cores instead of each claiming all of them."""
+        workers = self.worker_count
+        share = max(1, available_cpus() // workers) if workers > 1 else 0
+        intra = self.intra_op_threads or share
+        return intra, self.inter_op_threads or intra
 
     def batching_for(self, model: str) -> BatchingPolicy:
         override = self.model_overrides.get(model, BatchingOverride())

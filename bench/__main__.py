@@ -5,6 +5,7 @@
                         [--docs docs/BENCHMARKS.md]
 
 Scenarios: mnist, mnist-32, inception-b64, inception-multipart, imdb-text (default: all).
+Systems: tfserve, routed, unbatched, workers2 (TFSERVE_WORKERS=2), plain, litserve, floor.
 Needs wrk (apt-get install wrk) and the `bench` extra (LitServe). The overload run is
 `python -m bench.overload`.
 """
@@ -20,11 +21,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench import report as markdown_report
-from bench.run import FLOOR, LITSERVE, OURS, PLAIN, ROUTED, SCENARIOS, UNBATCHED, Report, run
+from bench import run as runs
+from bench.run import SCENARIOS, Report, run
 
-SYSTEMS = [OURS, ROUTED, UNBATCHED, PLAIN, LITSERVE, FLOOR]
-SHORT = {"tfserve": OURS, "routed": ROUTED, "unbatched": UNBATCHED, "plain": PLAIN,
-         "litserve": LITSERVE, "floor": FLOOR}
+SHORT = {"tfserve": runs.OURS, "routed": runs.ROUTED, "unbatched": runs.UNBATCHED,
+         "workers2": runs.WORKERS2, "plain": runs.PLAIN, "litserve": runs.LITSERVE,
+         "floor": runs.FLOOR}
+SYSTEMS = list(SHORT.values())
 
 
 def main() -> int:

@@ -6,7 +6,7 @@ import os
 import platform
 from pathlib import Path
 
-from bench.run import FLOOR, LITSERVE, OURS, PLAIN, ROUTED, UNBATCHED, Report, Result
+from bench.run import FLOOR, LITSERVE, OURS, PLAIN, ROUTED, UNBATCHED, WORKERS2, Report, Result
 
 
 def machine() -> str:
@@ -66,6 +66,18 @@ def targets(report: Report) -> list[str]:
     if ours:
         check("mnist, 64 clients: p99 <= 30 ms", f"{ours.p99_ms} ms", ours.p99_ms <= 30)
         check("mnist, 64 clients: mean batch size", f"{ours.mean_batch}", None)
+    workers = _find(report, "mnist", WORKERS2, 64)
+    if ours and workers:
+        check("mnist, 64 clients: 2 workers ÷ 1 worker >= 1.5", _ratio(workers.rps, ours.rps),
+              workers.rps >= 1.5 * ours.rps)
+    one_worker = _find(report, "inception-b64", OURS, 16)
+    two_workers = _find(report, "inception-b64", WORKERS2, 16)
+    if one_worker and two_workers:
+        check("inception b64, 16 clients: 2 workers ÷ 1 worker >= 0.95",
+              _ratio(two_workers.rps, one_worker.rps), two_workers.rps >= 0.95 * one_worker.rps)
+    if OURS in report.rss_mib and WORKERS2 in report.rss_mib:
+        check("memory of the second worker (RSS of 2 workers - RSS of 1)",
+              f"{report.rss_mib[WORKERS2] - report.rss_mib[OURS]:,.0f} MiB", None)
     images = _find(report, "inception-b64", OURS, 16)
     limit = report.in_process.get("inception_v3/predict_image")
     if images and limit:

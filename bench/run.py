@@ -24,8 +24,9 @@ from bench.processes import Running, free_port, our_server, rss_mib, serve
 
 OURS, UNBATCHED = "tfserve", "tfserve, batching off"
 ROUTED = "tfserve, FastAPI routing"  # TFSERVE_DIRECT_PREDICT=false: the hot path's before
+WORKERS2 = "tfserve, 2 workers"  # TFSERVE_WORKERS=2
 PLAIN, LITSERVE, FLOOR = "plain FastAPI", "LitServe (batching)", "FastAPI no-model floor"
-SERVERS = (OURS, ROUTED, UNBATCHED)
+SERVERS = (OURS, ROUTED, UNBATCHED, WORKERS2)
 
 
 @dataclass
@@ -40,11 +41,11 @@ class Scenario:
 
 SCENARIOS = [
     Scenario("mnist", "mnist/serving_default", 1, [1, 16, 64, 256],
-             [OURS, ROUTED, UNBATCHED, PLAIN, LITSERVE, FLOOR]),
+             [OURS, ROUTED, UNBATCHED, WORKERS2, PLAIN, LITSERVE, FLOOR]),
     Scenario("mnist-32", "mnist/serving_default", 32, [16],
              [OURS, UNBATCHED, PLAIN, LITSERVE, FLOOR]),
     Scenario("inception-b64", "inception_v3/predict_image", 1, [1, 4, 16],
-             [OURS, UNBATCHED, PLAIN, LITSERVE, FLOOR]),
+             [OURS, UNBATCHED, WORKERS2, PLAIN, LITSERVE, FLOOR]),
     Scenario("inception-multipart", "inception_v3/predict_image", 1, [1, 4, 16], [OURS],
              multipart=True),
     Scenario("imdb-text", "imdb_sentiment/predict_text", 1, [16],
@@ -141,6 +142,9 @@ def start(system: str, models_dir: Path, targets: list[str]) -> Iterator[Running
     elif system == ROUTED:
         with our_server(models_dir, direct_predict="false") as running:
             yield running
+    elif system == WORKERS2:
+        with our_server(models_dir, workers=2) as running:
+            yield running
     else:
         kind = {PLAIN: "plain", LITSERVE: "litserve", FLOOR: "floor"}[system]
         port = free_port()
@@ -165,7 +169,8 @@ def run_system(system: str, scenarios: list[Scenario], models_dir: Path, folder:
             url = running.url + route(scenario, system)
             wrk.drive(url, body, 4, 1)  # warm connections, caches, graph paths
             for connections in scenario.connections:
-                before = batch_totals(running.url, scenario.target) if system == OURS else None
+                before = (batch_totals(running.url, scenario.target) if system in SERVERS
+                          else None)
                 load = wrk.drive(url, body, connections, seconds)
                 result = Result(scenario.name, system, connections, round(load.rps, 1),
                                 round(load.rps * body.rows, 1), round(load.p50_ms, 2),

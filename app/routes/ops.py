@@ -11,8 +11,8 @@ key when one is set. No predict routes.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import JSONResponse, Response
 
 from app.routes.deps import ManagerDep
@@ -32,20 +32,26 @@ async def healthz() -> dict:
     "content": {"application/json": {"schema": {"type": "object", "properties": {
         "status": {"type": "string"}, "error": {"type": "string"}}}}}}})
 @router.get("/v2/health/ready", include_in_schema=False)
-async def readyz(manager: ManagerDep) -> Response:
-    if manager.ready:
-        return JSONResponse({"status": "ready",
-                             "models": {m: sorted(v) for m, v in manager.servables.items()}})
-    return JSONResponse({"status": "not ready", "error": manager.not_ready_reason},
-                        status_code=503)
+async def readyz(manager: ManagerDep, request: Request) -> Response:
+    """Ready when this worker's models are; with several workers, when all of them are."""
+    if not manager.ready:
+        return JSONResponse({"status": "not ready", "error": manager.not_ready_reason},
+                            status_code=503)
+    body = {"status": "ready", "models": {m: sorted(v) for m, v in manager.servables.items()}}
+    board = request.app.state.worker_board
+    if board is not None:
+        ready, reason, body["workers"] = board.readiness()
+        if not ready:
+            body.update(status="not ready", error=reason)
+            return JSONResponse(body, status_code=503)
+    return JSONResponse(body)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
             responses={200: {"description": "Prometheus text format",
                              "content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}})
 async def metrics(manager: ManagerDep) -> Response:
-    return Response(generate_latest(manager.metrics.registry),
-                    media_type=CONTENT_TYPE_LATEST)
+    return Response(manager.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @catalog.get("/models", summary="All served models")
