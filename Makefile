@@ -15,7 +15,7 @@ export KERAS_HOME ?= $(CURDIR)/.keras
 OFFLINE_DATA ?= $(CURDIR)/../shared/keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install keras-cache models models-full serve test lint clean compose-test browser-test \
+.PHONY: install keras-cache models models-full serve test lint clean compose-test swarm-test browser-test \
 	fuzz overload bench profile
 
 install: $(VENV)/.installed
@@ -72,6 +72,11 @@ profile: models
 
 compose-test: models
 	$(PY) deploy/compose_check.py --models-dir $(MODELS_DIR)
+
+# A real two-node Docker Swarm (../shared/tools/swarm-sandbox): deploy deploy/stack.yml, then
+# a rolling update, scaling, a killed node and `stack rm`, all under 64 connections.
+swarm-test: models
+	$(PY) deploy/swarm_check.py --models-dir $(MODELS_DIR)
 
 # Swagger UI's "Try it out" in headless Chromium (installs Debian's chromium + driver).
 browser-test: install keras-cache
