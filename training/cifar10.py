@@ -38,23 +38,33 @@ class Profile:
     epochs: int
     batch_size: int = 32
     patience: int = 10
+    val_per_class: int = 0  # held out of train/ for early stopping; 0: validate on test/
+    shift: float = 0.2  # augmentation: translation as a share of the image
+    fine_tune_epochs: int = 0  # transfer: then unfreeze the last conv block at a low rate
 
 
-PROFILES = {"quick": Profile(2_500, 500, 12, batch_size=64), "full": Profile(None, None, 100)}
+PROFILES = {"quick": Profile(2_500, 500, 12, batch_size=64),
+            "full": Profile(None, None, 60, batch_size=64, patience=15, val_per_class=500,
+                            shift=0.1)}
 TRANSFER_PROFILES = {"quick": Profile(2_500, 500, 5, batch_size=64),
-                     "full": Profile(None, None, 10)}
+                     "full": Profile(None, None, 15, batch_size=64, patience=8,
+                                     val_per_class=500, shift=0.1, fine_tune_epochs=15)}
 
 
 def build_model(num_classes: int) -> keras.Model:
     layers = keras.layers
+
+    def conv(filters: int, name: str, padding: str = "same") -> list[keras.layers.Layer]:
+        return [layers.Conv2D(filters, 3, padding=padding, use_bias=False, name=name),
+                layers.BatchNormalization(name=f"{name}_bn"),
+                layers.Activation("relu", name=f"{name}_relu")]
+
     model = keras.Sequential([
         keras.Input((32, 32, 3), name="image"),
-        layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1"),
-        layers.Conv2D(32, 3, activation="relu", name="conv2"),
+        *conv(32, "conv1"), *conv(32, "conv2", "valid"),
         layers.MaxPooling2D(name="pool1"),
         layers.Dropout(0.25, name="drop1"),
-        layers.Conv2D(64, 3, padding="same", activation="relu", name="conv3"),
-        layers.Conv2D(64, 3, activation="relu", name="conv4"),
+        *conv(64, "conv3"), *conv(64, "conv4", "valid"),
         layers.MaxPooling2D(name="pool2"),
         layers.Dropout(0.25, name="drop2"),
         layers.Flatten(name="flatten"),
@@ -68,16 +78,17 @@ def build_model(num_classes: int) -> keras.Model:
     return model
 
 
-def _compile(model: keras.Model) -> None:
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+def _compile(model: keras.Model, learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3) -> None:
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
 
-def augmented(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int = 0) -> tf.data.Dataset:
+def augmented(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int = 0,
+              shift: float = 0.2) -> tf.data.Dataset:
     """Shuffled, augmented training batches, as the book's ImageDataGenerator gave them."""
     augment = keras.Sequential([
         keras.layers.RandomRotation(15 / 360, fill_mode="nearest", seed=seed),
-        keras.layers.RandomTranslation(0.2, 0.2, fill_mode="nearest", seed=seed),
+        keras.layers.RandomTranslation(shift, shift, fill_mode="nearest", seed=seed),
         keras.layers.RandomFlip("horizontal", seed=seed),
     ])
     return (tf.data.Dataset.from_tensor_slices((x, y))
@@ -92,22 +103,62 @@ def _scaled(pair: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray
     return pair[0].astype(np.float32) / 255.0, pair[1]
 
 
+def _hold_out(pair, per_class: int, classes: int):
+    """(train, val): the last `per_class` images of each class leave the training set."""
+    x, y = pair
+    val = np.concatenate([np.flatnonzero(y == c)[-per_class:] for c in range(classes)])
+    keep = np.setdiff1d(np.arange(len(y)), val)
+    return (x[keep], y[keep]), (x[val], y[val])
+
+
 def _train(model: keras.Model, name: str, classes: tuple[str, ...], profile: Profile,
            data: Path | None, verbose: int) -> Export:
-    train_set, val_set = map(_scaled, load_cifar10(classes, profile.train_per_class,
-                                                   profile.test_per_class, data))
+    train_set, test_set = map(_scaled, load_cifar10(classes, profile.train_per_class,
+                                                    profile.test_per_class, data))
+    if profile.val_per_class:
+        train_set, val_set = _hold_out(train_set, profile.val_per_class, len(classes))
+    else:
+        val_set, test_set = test_set, None
+    steps = -(-len(train_set[1]) // profile.batch_size)
+    _compile(model, keras.optimizers.schedules.CosineDecay(1e-3, profile.epochs * steps))
+    monitor = "val_accuracy" if profile.val_per_class else "val_loss"
     with tempfile.TemporaryDirectory() as tmp:
         best = str(Path(tmp) / "best.weights.h5")
         callbacks = [
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=profile.patience),
-            keras.callbacks.ModelCheckpoint(best, monitor="val_loss", save_best_only=True,
+            keras.callbacks.EarlyStopping(monitor=monitor, patience=profile.patience),
+            keras.callbacks.ModelCheckpoint(best, monitor=monitor, save_best_only=True,
                                             save_weights_only=True),
         ]
         history, metrics = fit(
-            model, augmented(*train_set, profile.batch_size), val_set,
+            model, augmented(*train_set, profile.batch_size, shift=profile.shift), val_set,
             train_size=len(train_set[1]), epochs=profile.epochs, batch_size=profile.batch_size,
             verbose=verbose, callbacks=callbacks,
             before_evaluate=lambda: model.load_weights(best))
+        if profile.fine_tune_epochs:
+            for layer in model.layers:
+                layer.trainable = True
+            for layer in model.layers:
+                if layer.name == "drop1":
+                    break
+                layer.trainable = False
+            _compile(model, 1e-4)
+            fine, fine_metrics = fit(
+                model, augmented(*train_set, profile.batch_size, shift=profile.shift), val_set,
+                train_size=len(train_set[1]), epochs=profile.fine_tune_epochs,
+                batch_size=profile.batch_size, verbose=verbose, callbacks=[
+                    keras.callbacks.ModelCheckpoint(best, monitor=monitor, save_best_only=True,
+                                                    save_weights_only=True,
+                                                    initial_value_threshold=metrics["val_accuracy"])],
+                before_evaluate=lambda: model.load_weights(best))
+            history = {k: history[k] + fine[k] for k in history}
+            metrics.update(val_accuracy=fine_metrics["val_accuracy"],
+                           val_loss=fine_metrics["val_loss"],
+                           fine_tune_epochs=fine_metrics["epochs"],
+                           wall_time_s=round(metrics["wall_time_s"] + fine_metrics["wall_time_s"], 1))
+    if test_set is not None:
+        test_loss, test_accuracy = model.evaluate(*test_set, batch_size=256, verbose=0)
+        metrics.update(test_size=int(len(test_set[1])), test_accuracy=round(float(test_accuracy), 4))
+    metrics["best_epoch"] = int(np.argmax(history["val_accuracy"])) + 1
     metrics["classes"] = list(classes)
     picture = (val_set[0][0] * 255).round().astype(np.uint8)
     examples = image_examples("image", val_set[0][0], png(picture))
