@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from training.data import CIFAR10_CLASSES, load_cifar10
 from training.export import Export, Signature
-from training.fitting import fit
+from training.fitting import fit, hold_out
 from training.signatures import image_classifier, image_examples, png
 
 NAME = "cifar10"
@@ -78,7 +78,10 @@ def build_model(num_classes: int) -> keras.Model:
     return model
 
 
-def _compile(model: keras.Model, learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3) -> None:
+LearningRate = float | keras.optimizers.schedules.LearningRateSchedule
+
+
+def _compile(model: keras.Model, learning_rate: LearningRate = 1e-3) -> None:
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
@@ -103,20 +106,12 @@ def _scaled(pair: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray
     return pair[0].astype(np.float32) / 255.0, pair[1]
 
 
-def _hold_out(pair, per_class: int, classes: int):
-    """(train, val): the last `per_class` images of each class leave the training set."""
-    x, y = pair
-    val = np.concatenate([np.flatnonzero(y == c)[-per_class:] for c in range(classes)])
-    keep = np.setdiff1d(np.arange(len(y)), val)
-    return (x[keep], y[keep]), (x[val], y[val])
-
-
 def _train(model: keras.Model, name: str, classes: tuple[str, ...], profile: Profile,
            data: Path | None, verbose: int) -> Export:
     train_set, test_set = map(_scaled, load_cifar10(classes, profile.train_per_class,
                                                     profile.test_per_class, data))
     if profile.val_per_class:
-        train_set, val_set = _hold_out(train_set, profile.val_per_class, len(classes))
+        train_set, val_set = hold_out(train_set, profile.val_per_class)
     else:
         val_set, test_set = test_set, None
     steps = -(-len(train_set[1]) // profile.batch_size)
@@ -133,7 +128,8 @@ def _train(model: keras.Model, name: str, classes: tuple[str, ...], profile: Pro
             model, augmented(*train_set, profile.batch_size, shift=profile.shift), val_set,
             train_size=len(train_set[1]), epochs=profile.epochs, batch_size=profile.batch_size,
             verbose=verbose, callbacks=callbacks,
-            before_evaluate=lambda: model.load_weights(best))
+            before_evaluate=lambda: model.load_weights(best), best_by=monitor,
+            test=None if profile.fine_tune_epochs else test_set)
         if profile.fine_tune_epochs:
             for layer in model.layers:
                 layer.trainable = True
@@ -149,16 +145,17 @@ def _train(model: keras.Model, name: str, classes: tuple[str, ...], profile: Pro
                     keras.callbacks.ModelCheckpoint(best, monitor=monitor, save_best_only=True,
                                                     save_weights_only=True,
                                                     initial_value_threshold=metrics["val_accuracy"])],
-                before_evaluate=lambda: model.load_weights(best))
+                before_evaluate=lambda: model.load_weights(best), best_by=monitor,
+                test=test_set)
+            improved = max(fine["val_accuracy"]) > max(history["val_accuracy"])
             history = {k: history[k] + fine[k] for k in history}
-            metrics.update(val_accuracy=fine_metrics["val_accuracy"],
-                           val_loss=fine_metrics["val_loss"],
+            metrics.update({k: v for k, v in fine_metrics.items()
+                            if k.startswith(("val_", "test_"))},
                            fine_tune_epochs=fine_metrics["epochs"],
-                           wall_time_s=round(metrics["wall_time_s"] + fine_metrics["wall_time_s"], 1))
-    if test_set is not None:
-        test_loss, test_accuracy = model.evaluate(*test_set, batch_size=256, verbose=0)
-        metrics.update(test_size=int(len(test_set[1])), test_accuracy=round(float(test_accuracy), 4))
-    metrics["best_epoch"] = int(np.argmax(history["val_accuracy"])) + 1
+                           best_epoch=(metrics["epochs"] + fine_metrics["best_epoch"]
+                                       if improved else metrics["best_epoch"]),
+                           wall_time_s=round(metrics["wall_time_s"]
+                                             + fine_metrics["wall_time_s"], 1))
     metrics["classes"] = list(classes)
     picture = (val_set[0][0] * 255).round().astype(np.uint8)
     examples = image_examples("image", val_set[0][0], png(picture))

@@ -16,12 +16,15 @@ ArrayPair = tuple[np.ndarray, np.ndarray]
 def fit(model: keras.Model, train: ArrayPair | tf.data.Dataset, val: ArrayPair, *,
         train_size: int, epochs: int, batch_size: int, verbose: int,
         callbacks: Sequence[keras.callbacks.Callback] = (),
-        before_evaluate: Callable[[], object] | None = None) -> tuple[dict, dict[str, Any]]:
-    """Train, then evaluate the final weights on the validation set.
+        before_evaluate: Callable[[], object] | None = None,
+        test: ArrayPair | None = None, best_by: str | None = None) -> tuple[dict, dict[str, Any]]:
+    """Train, then evaluate the final weights on the validation set (and the test set).
 
     Returns the Keras history and the metrics recorded in `metrics.json`. The reported
     validation figures come from a fresh `evaluate()` so they describe the exported weights
-    (after `before_evaluate` restored the best checkpoint, say), not the last epoch.
+    (after `before_evaluate` restored the best checkpoint, say), not the last epoch. `test` is
+    data no callback saw: its accuracy is the unbiased figure. `best_by` names the history
+    key the kept epoch was chosen by (`val_accuracy`: its highest, `val_loss`: its lowest).
     """
     started = time.perf_counter()
     if isinstance(train, tf.data.Dataset):
@@ -44,4 +47,20 @@ def fit(model: keras.Model, train: ArrayPair | tf.data.Dataset, val: ArrayPair, 
         "wall_time_s": round(time.perf_counter() - started, 1),
     }
     history_lists = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    if best_by is not None:
+        values = history_lists[best_by]
+        pick = max if "acc" in best_by else min
+        metrics["best_epoch"] = values.index(pick(values)) + 1
+    if test is not None:
+        _, test_accuracy = model.evaluate(*test, batch_size=256, verbose=0)
+        metrics.update(test_size=int(len(test[1])), test_accuracy=round(float(test_accuracy), 4))
     return history_lists, metrics
+
+
+def hold_out(pair: ArrayPair, per_class: int) -> tuple[ArrayPair, ArrayPair]:
+    """(train, validation): the last `per_class` examples of each label leave the training
+    data, so early stopping and checkpoints choose on data the test split never shares."""
+    x, y = pair
+    held = np.concatenate([np.flatnonzero(y == label)[-per_class:] for label in np.unique(y)])
+    keep = np.setdiff1d(np.arange(len(y)), held)
+    return (x[keep], y[keep]), (x[held], y[held])

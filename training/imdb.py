@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from training.data import imdb_word_index, load_imdb_reviews
 from training.export import Export, Signature
-from training.fitting import fit
+from training.fitting import fit, hold_out
 from training.preprocessing import TextEncoder, tokenize_all, vocabulary
 
 NAME = "imdb_sentiment"
@@ -33,9 +33,11 @@ class Profile:
     maxlen: int = 500
     num_words: int = 10_000
     batch_size: int = 128
+    val_per_class: int = 0  # held out of train/ for early stopping; 0: validate on test/
 
 
-PROFILES = {"quick": Profile(5_000, 2_500, 4, maxlen=200), "full": Profile(None, None, 6)}
+PROFILES = {"quick": Profile(5_000, 2_500, 4, maxlen=200),
+            "full": Profile(None, None, 6, val_per_class=1_250)}
 
 
 def build_model(num_words: int) -> keras.Model:
@@ -52,15 +54,21 @@ def build_model(num_words: int) -> keras.Model:
 def train(profile: Profile, data: Path | None = None, verbose: int = 2) -> Export:
     vocab = vocabulary(imdb_word_index(), profile.num_words)
     train_texts, y_train = load_imdb_reviews("train", profile.train_per_class, data)
-    val_texts, y_val = load_imdb_reviews("test", profile.test_per_class, data)
+    test_texts, y_test = load_imdb_reviews("test", profile.test_per_class, data)
     x_train = tokenize_all(train_texts, vocab, profile.maxlen)
-    x_val = tokenize_all(val_texts, vocab, profile.maxlen)
+    x_test = tokenize_all(test_texts, vocab, profile.maxlen)
+    test = None
+    if profile.val_per_class:
+        (x_train, y_train), (x_val, y_val) = hold_out((x_train, y_train), profile.val_per_class)
+        test = x_test, y_test
+    else:
+        x_val, y_val = x_test, y_test
     model = build_model(profile.num_words)
     callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=2,
                                                restore_best_weights=True)]
     history, metrics = fit(model, (x_train, y_train), (x_val, y_val), train_size=len(y_train),
                            epochs=profile.epochs, batch_size=profile.batch_size,
-                           verbose=verbose, callbacks=callbacks)
+                           verbose=verbose, callbacks=callbacks, test=test, best_by="val_loss")
     metrics.update(maxlen=profile.maxlen, num_words=profile.num_words)
     encoder = TextEncoder(vocab, profile.maxlen)
     examples = {
