@@ -121,3 +121,17 @@ def run_training_cache(*args: str):
 
     return subprocess.run([sys.executable, "-m", "training.cache", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
+
+
+def test_report_writes_the_models_results_as_json_and_markdown(models_dir, tmp_path):
+    result = run_training("report", "--models-dir", str(models_dir), "--docs", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "models.json").read_text())
+    assert sorted(r["model"] for r in rows) == ["cifar10", "cifar10_transfer", "imdb_sentiment",
+                                                "inception_v3", "mnist"]
+    mnist = next(r for r in rows if r["model"] == "mnist")
+    assert mnist["version"] == 1 and 0 < mnist["val_accuracy"] <= 1
+    page = (tmp_path / "MODELS.md").read_text()
+    assert "| mnist | unknown | 2000 |" in page  # tiny exports carry no profile
+    assert "](models/mnist-unknown.png)" in page
+    assert (tmp_path / "models" / "mnist-unknown.png").stat().st_size > 0

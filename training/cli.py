@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -22,7 +23,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m training",
         description="Train and export SavedModels into models/<name>/<version>/.")
     parser.add_argument("model", choices=(*MODELS, "all"),
-                        help="which model to build; 'all' builds the five in order")
+                        help="which model to build; 'all' builds the five in order "
+                             "(`python -m training report --help`: the results as docs)")
     parser.add_argument("--profile", choices=("quick", "full"), default="quick",
                         help="quick: data subsets, few epochs (minutes on a CPU); "
                              "full: the books' schedules (GPU)")
@@ -70,6 +72,11 @@ def _load_base(models_dir: Path) -> keras.Model:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["report"]:
+        from training.model_report import main as report
+
+        return report(argv[1:])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("tensorflow").setLevel(logging.WARNING)  # "Assets written to ..."
     args = parse_args(argv)
@@ -85,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             result = train_one(name, args.profile, args.data, verbose, args.models_dir, trained)
             result.metrics["profile"] = args.profile
+            result.metrics["command"] = "python -m training " + shlex.join(argv)
             path = export.write(result, args.models_dir, args.version)
         except (DataUnavailable, FileExistsError, ValueError) as err:
             print(f"error: {name}: {err}", file=sys.stderr, flush=True)

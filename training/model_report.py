@@ -1,0 +1,102 @@
+"""`python -m training report`: what the exported models achieved, as docs/models.json and
+docs/MODELS.md, written from the exports' own metrics.json and training_history.png.
+
+    python -m training report --models-dir models --models-dir /tmp/models-full [--docs docs]
+
+For each model directory, the highest version of every model is read; its profile, the
+command that made it, data sizes, epochs (and the epoch kept), validation and test accuracy
+and wall time go in one row per model and profile. Validation accuracy is what early stopping
+and checkpoints chose by (the figure the books report); test accuracy is measured on data no
+callback saw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from training.export import latest_version
+
+FIELDS = ("model", "profile", "version", "train_size", "val_size", "test_size", "epochs",
+          "epochs_planned", "best_epoch", "val_accuracy", "test_accuracy", "wall_time_s",
+          "command")
+# the books' figures, validation accuracy (see README "The models")
+BOOK_TARGETS = {"mnist": 0.98, "cifar10": 0.81, "cifar10_transfer": 0.965,
+                "imdb_sentiment": 0.85}
+
+
+def collect(models_dirs: list[Path]) -> list[dict]:
+    """One row per model and profile, from the highest version in each directory."""
+    rows = []
+    for models_dir in models_dirs:
+        for model_dir in sorted(p for p in models_dir.iterdir() if p.is_dir()):
+            version = latest_version(model_dir)
+            metrics_file = version / "metrics.json" if version else None
+            if metrics_file is None or not metrics_file.exists():
+                continue
+            metrics = json.loads(metrics_file.read_text())
+            row = {key: metrics.get(key) for key in FIELDS}
+            row.update(model=model_dir.name, version=int(version.name),
+                       profile=metrics.get("profile") or "unknown",
+                       plot=version / "training_history.png")
+            rows.append(row)
+    return sorted(rows, key=lambda r: (r["model"], r["profile"]))
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2%}"
+
+
+def markdown(rows: list[dict], plots: dict[tuple[str, str], str]) -> str:
+    lines = ["# Models", "", "Written by `python -m training report` from each export's "
+             "`metrics.json`. Validation accuracy is the figure early stopping and the kept "
+             "checkpoint were chosen by (the books report this one); test accuracy is measured "
+             "on data no callback saw.", "",
+             "| model | profile | train rows | epochs (kept) | validation acc | test acc "
+             "| book | minutes |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        target = BOOK_TARGETS.get(r["model"]) if r["profile"] == "full" else None
+        met = "" if target is None or r["val_accuracy"] is None else (
+            " met" if r["val_accuracy"] >= target else " missed")
+        kept = f" ({r['best_epoch']})" if r["best_epoch"] else ""
+        minutes = "-" if r["wall_time_s"] is None else f"{r['wall_time_s'] / 60:.1f}"
+        lines.append(f"| {r['model']} | {r['profile']} | {r['train_size'] or '-'} | "
+                     f"{r['epochs'] or '-'}{kept} | {_percent(r['val_accuracy'])} | "
+                     f"{_percent(r['test_accuracy'])} | "
+                     f"{_percent(target) if target else '-'}{met} | {minutes} |")
+    lines += ["", "Commands:", ""]
+    lines += [f"- {r['model']} ({r['profile']}): `{r['command']}`" for r in rows if r["command"]]
+    for (model, profile), picture in plots.items():
+        lines += ["", f"## {model}, {profile} profile", "", f"![{model} {profile}]({picture})"]
+    return "\n".join(lines) + "\n"
+
+
+def write(rows: list[dict], docs: Path) -> None:
+    pictures = docs / "models"
+    pictures.mkdir(parents=True, exist_ok=True)
+    plots = {}
+    for row in rows:
+        plot = row.pop("plot")
+        if plot.exists():
+            name = f"{row['model']}-{row['profile']}.png"
+            shutil.copyfile(plot, pictures / name)
+            plots[(row["model"], row["profile"])] = f"models/{name}"
+    (docs / "models.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (docs / "MODELS.md").write_text(markdown(rows, plots))
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training report",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--models-dir", type=Path, action="append", required=True,
+                        help="a model repository (repeat: one per profile)")
+    parser.add_argument("--docs", type=Path, default=Path("docs"))
+    args = parser.parse_args(argv)
+    rows = collect(args.models_dir)
+    if not rows:
+        parser.error("no exported model with a metrics.json found")
+    write(rows, args.docs)
+    print(f"wrote {args.docs / 'models.json'} and {args.docs / 'MODELS.md'} ({len(rows)} rows)")
+    return 0
