@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from training.data import load_mnist
 from training.export import Export, Signature
-from training.fitting import fit
+from training.fitting import fit, hold_out
 from training.signatures import image_classifier, image_examples, png
 
 NAME = "mnist"
@@ -26,12 +26,14 @@ LABELS = [str(d) for d in range(10)]
 @dataclass(frozen=True)
 class Profile:
     train_size: int | None  # None = all 60,000
-    val_size: int | None  # taken from the test set; None = all 10,000
+    val_size: int | None  # of the test set; None = all 10,000
     epochs: int
     batch_size: int = 128
+    val_per_class: int = 0  # held out of the training digits; 0: validate on the test set
 
 
-PROFILES = {"quick": Profile(None, None, 5), "full": Profile(None, None, 10)}
+PROFILES = {"quick": Profile(None, None, 5),
+            "full": Profile(None, None, 10, val_per_class=500)}
 
 
 def build_model() -> keras.Model:
@@ -56,10 +58,15 @@ def flatten(images: np.ndarray) -> np.ndarray:
 def train(profile: Profile, data: Path | None = None, verbose: int = 2) -> Export:
     (x_train, y_train), (x_test, y_test) = load_mnist(data)
     train_set = flatten(x_train[:profile.train_size]), y_train[:profile.train_size]
-    val_set = flatten(x_test[:profile.val_size]), y_test[:profile.val_size]
+    test_set = flatten(x_test[:profile.val_size]), y_test[:profile.val_size]
+    if profile.val_per_class:
+        train_set, val_set = hold_out(train_set, profile.val_per_class)
+    else:
+        val_set, test_set = test_set, None
     model = build_model()
     history, metrics = fit(model, train_set, val_set, train_size=len(train_set[1]),
-                           epochs=profile.epochs, batch_size=profile.batch_size, verbose=verbose)
+                           epochs=profile.epochs, batch_size=profile.batch_size, verbose=verbose,
+                           test=test_set)
     digit = x_test[0]
     examples = image_examples("image_input", flatten(digit[None])[0], png(digit))
     return Export(NAME, model, signatures(model), LABELS, metrics, history, examples=examples)

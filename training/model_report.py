@@ -20,8 +20,8 @@ from pathlib import Path
 from training.export import latest_version
 
 FIELDS = ("model", "profile", "version", "train_size", "val_size", "test_size", "epochs",
-          "epochs_planned", "best_epoch", "val_accuracy", "test_accuracy", "wall_time_s",
-          "command")
+          "fine_tune_epochs", "epochs_planned", "best_epoch", "val_accuracy", "test_accuracy",
+          "wall_time_s", "weights", "command")
 # the books' figures, validation accuracy (see README "The models")
 BOOK_TARGETS = {"mnist": 0.98, "cifar10": 0.81, "cifar10_transfer": 0.965,
                 "imdb_sentiment": 0.85}
@@ -55,17 +55,21 @@ def markdown(rows: list[dict], plots: dict[tuple[str, str], str]) -> str:
              "checkpoint were chosen by (the books report this one); test accuracy is measured "
              "on data no callback saw.", "",
              "| model | profile | train rows | epochs (kept) | validation acc | test acc "
-             "| book | minutes |", "|---|---|---|---|---|---|---|---|"]
+             "| book | minutes | note |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         target = BOOK_TARGETS.get(r["model"]) if r["profile"] == "full" else None
         met = "" if target is None or r["val_accuracy"] is None else (
             " met" if r["val_accuracy"] >= target else " missed")
         kept = f" ({r['best_epoch']})" if r["best_epoch"] else ""
         minutes = "-" if r["wall_time_s"] is None else f"{r['wall_time_s'] / 60:.1f}"
+        epochs = f"{r['epochs'] or '-'}" + (f" + {r['fine_tune_epochs']} fine-tuning"
+                                             if r["fine_tune_epochs"] else "")
+        note = ("random weights: no ImageNet weights file was found, predictions meaningless"
+                if r["weights"] == "random" else "")
         lines.append(f"| {r['model']} | {r['profile']} | {r['train_size'] or '-'} | "
-                     f"{r['epochs'] or '-'}{kept} | {_percent(r['val_accuracy'])} | "
+                     f"{epochs}{kept} | {_percent(r['val_accuracy'])} | "
                      f"{_percent(r['test_accuracy'])} | "
-                     f"{_percent(target) if target else '-'}{met} | {minutes} |")
+                     f"{_percent(target) if target else '-'}{met} | {minutes} | {note} |")
     lines += ["", "Commands:", ""]
     lines += [f"- {r['model']} ({r['profile']}): `{r['command']}`" for r in rows if r["command"]]
     for (model, profile), picture in plots.items():
