@@ -41,9 +41,10 @@ class Profile:
     val_per_class: int = 0  # held out of train/ for early stopping; 0: validate on test/
     shift: float = 0.2  # augmentation: translation as a share of the image
     fine_tune_epochs: int = 0  # transfer: then unfreeze the last conv block at a low rate
+    cosine: bool = True  # learning rate decaying over the run; False: a constant 1e-3
 
 
-PROFILES = {"quick": Profile(2_500, 500, 12, batch_size=64),
+PROFILES = {"quick": Profile(2_500, 500, 12, batch_size=64, cosine=False),
             "full": Profile(None, None, 60, batch_size=64, patience=15, val_per_class=500,
                             shift=0.1)}
 TRANSFER_PROFILES = {"quick": Profile(2_500, 500, 5, batch_size=64),
@@ -115,7 +116,8 @@ def _train(model: keras.Model, name: str, classes: tuple[str, ...], profile: Pro
     else:
         val_set, test_set = test_set, None
     steps = -(-len(train_set[1]) // profile.batch_size)
-    _compile(model, keras.optimizers.schedules.CosineDecay(1e-3, profile.epochs * steps))
+    _compile(model, keras.optimizers.schedules.CosineDecay(1e-3, profile.epochs * steps)
+             if profile.cosine else 1e-3)
     monitor = "val_accuracy" if profile.val_per_class else "val_loss"
     with tempfile.TemporaryDirectory() as tmp:
         best = str(Path(tmp) / "best.weights.h5")
