@@ -29,19 +29,31 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_server(models_dir: Path, log: Path | None = None, env: dict[str, str] | None = None,
+                 **settings: object) -> tuple[subprocess.Popen, ServerURL]:
+    """`python -m app` with TFSERVE_* settings (and other variables in `env`) on a free port,
+    its output to `log`; returns the process and its base URL, without waiting."""
+    port = free_port()
+    full_env = {**os.environ, "TFSERVE_MODEL_DIR": str(models_dir), "TFSERVE_PORT": str(port),
+                "TFSERVE_HOST": "127.0.0.1", "TFSERVE_LOG_LEVEL": "WARNING",
+                **{f"TFSERVE_{k.upper()}": str(v) for k, v in settings.items()}, **(env or {})}
+    out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=full_env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    finally:
+        if log:
+            out.close()  # the child has its own descriptor
+    url = ServerURL(f"http://127.0.0.1:{port}")
+    url.pid = process.pid
+    return process, url
+
+
 @contextlib.contextmanager
 def running_server(models_dir: Path, wait_ready: bool = True, log: Path | None = None,
                    **settings: object) -> Iterator[ServerURL]:
     """Start the service with TFSERVE_* settings; yield its base URL; SIGTERM it after."""
-    port = free_port()
-    env = {**os.environ, "TFSERVE_MODEL_DIR": str(models_dir), "TFSERVE_PORT": str(port),
-           "TFSERVE_HOST": "127.0.0.1", "TFSERVE_LOG_LEVEL": "WARNING",
-           **{f"TFSERVE_{k.upper()}": str(v) for k, v in settings.items()}}
-    out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
-    process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env,
-                               stdout=out, stderr=subprocess.STDOUT)
-    url = ServerURL(f"http://127.0.0.1:{port}")
-    url.pid = process.pid
+    process, url = start_server(models_dir, log, **settings)
     try:
         wait_until(url, process, "/readyz" if wait_ready else "/healthz")
         yield url
@@ -51,8 +63,6 @@ def running_server(models_dir: Path, wait_ready: bool = True, log: Path | None =
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
-        if log:
-            out.close()
 
 
 def wait_until(url: str, process: subprocess.Popen, path: str, timeout: float = 180) -> None:

@@ -10,29 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import signal
-import subprocess
-import sys
 
 import httpx
 
-from tests.conftest import ROOT, SAMPLES
-from tests.server import free_port, wait_until
+from tests.conftest import SAMPLES
+from tests.server import start_server, wait_until
 
 PREDICT = "/v1/models/inception_v3:predict"
 
 
 def test_sigterm_under_load_loses_no_accepted_request(models_dir, tmp_path):
-    port = free_port()
-    env = {**os.environ, "TFSERVE_MODEL_DIR": str(models_dir), "TFSERVE_PORT": str(port),
-           "TFSERVE_HOST": "127.0.0.1", "TFSERVE_POLL_INTERVAL_S": "0",
-           "TFSERVE_LOG_LEVEL": "INFO"}
     log_path = tmp_path / "server.log"
-    with open(log_path, "w") as log:
-        server = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env,
-                                  stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    server, url = start_server(models_dir, log_path, poll_interval_s=0, log_level="INFO")
     wait_until(url, server, "/readyz")
     image = {"b64": base64.b64encode((SAMPLES / "images" / "koala.jpg").read_bytes()).decode()}
     body = {"signature_name": "predict_image", "instances": [image] * 2}

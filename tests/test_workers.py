@@ -9,15 +9,13 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT
 from tests.helpers import copy_version, wait_for
-from tests.server import free_port, wait_until
+from tests.server import start_server, wait_until
 
 KEY = "s3cret-workers"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -43,16 +41,9 @@ def server(models_dir, tmp_path_factory):
     repository = root / "models"
     copy_version(models_dir, repository, "mnist", 1, 1)
     shared = root / "shared"
-    port = free_port()
-    env = {**os.environ, "TFSERVE_MODEL_DIR": str(repository), "TFSERVE_PORT": str(port),
-           "TFSERVE_HOST": "127.0.0.1", "TFSERVE_WORKERS": "2", "TFSERVE_API_KEY": KEY,
-           "TFSERVE_POLL_INTERVAL_S": "0.5", "TFSERVE_LOG_LEVEL": "INFO",
-           "PROMETHEUS_MULTIPROC_DIR": str(shared)}
     log = root / "server.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    process, url = start_server(repository, log, env={"PROMETHEUS_MULTIPROC_DIR": str(shared)},
+                                workers=2, api_key=KEY, poll_interval_s=0.5, log_level="INFO")
     wait_until(url, process, "/readyz")
     yield Supervised(process, url, shared, repository, log)
     if process.poll() is None:
