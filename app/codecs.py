@@ -151,12 +151,12 @@ def to_array(value: Any, spec: TensorInfo, max_image_pixels: int | None = None) 
     if spec.dtype == "string":
         array = _string_array(value, spec, max_image_pixels)
     else:
-        array = _numeric_array(value, spec)
+        array = numeric_array(value, spec)
     check_shape(array, spec)
     return array
 
 
-def _numeric_array(value: Any, spec: TensorInfo) -> np.ndarray:
+def numeric_array(value: Any, spec: TensorInfo) -> np.ndarray:
     try:
         array = np.asarray(value)
     except (ValueError, TypeError):
@@ -170,6 +170,9 @@ def _numeric_array(value: Any, spec: TensorInfo) -> np.ndarray:
     if target.kind in _INT_KINDS:
         if kind == "f" and not np.all(np.mod(array, 1) == 0):
             raise InvalidInput(f"input {spec.name!r} expects integers ({spec.dtype})")
+        if kind == "f" and target.itemsize == 8 and array.size and \
+                np.abs(array).max() >= 2 ** 53:
+            array, kind = _exact_64bit(value, array, spec), target.kind
         info = np.iinfo(target)
         if array.size and (array.min() < info.min or array.max() > info.max):
             raise InvalidInput(f"input {spec.name!r}: values out of {spec.dtype} range "
@@ -179,6 +182,20 @@ def _numeric_array(value: Any, spec: TensorInfo) -> np.ndarray:
     elif target.kind == "f" and array.size and np.abs(array).max() > np.finfo(target).max:
         raise InvalidInput(f"input {spec.name!r}: values out of {spec.dtype} range")
     return array.astype(target, copy=False)
+
+
+def _exact_64bit(value: Any, approximate: np.ndarray, spec: TensorInfo) -> np.ndarray:
+    """JSON integers past 2**53 (float's precision) parse exactly only straight into a
+    64-bit integer type; values that do not survive that are out of range."""
+    try:
+        with np.errstate(invalid="ignore"):
+            exact = np.array(value, dtype=spec.dtype)
+    except (OverflowError, ValueError, TypeError):
+        exact = None
+    if exact is None or not np.allclose(exact.astype(np.float64), approximate, rtol=1e-12,
+                                        atol=0):
+        raise InvalidInput(f"input {spec.name!r}: values out of {spec.dtype} range")
+    return exact
 
 
 def _string_array(value: Any, spec: TensorInfo, max_image_pixels: int | None) -> np.ndarray:
@@ -222,7 +239,10 @@ def check_shape(array: np.ndarray, spec: TensorInfo) -> None:
 
 
 def _sample(value: Any) -> str:
-    text = orjson.dumps(value, default=str).decode()
+    try:
+        text = orjson.dumps(value, default=str).decode()
+    except TypeError:  # integers past 64 bits
+        text = str(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 

@@ -20,7 +20,7 @@ from app.manager import ModelManager
 from app.metrics import Metrics
 from app.middleware import BodyLimit, CountRequests
 from app.predict import PredictCore
-from app.routes import PREDICT_ROUTES, PROTOCOLS, ops
+from app.routes import PREDICT_ROUTES, PROTOCOLS, ops, v2
 from app.routes.table import FastPath, api_router
 from app.settings import Settings, get_settings
 from app.traffic import Traffic
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "X-API-Key"])
     app.include_router(ops.router)
+    app.include_router(v2.health)
     protected = security.model_route_dependencies(settings)
     app.include_router(ops.catalog, dependencies=protected)
     for module in PROTOCOLS:

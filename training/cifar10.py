@@ -1,7 +1,10 @@
 """CIFAR-10: a small VGG-style CNN on 8 classes, then transfer-learned to the other 2.
 
-`cifar10` trains from the PNG class folders with augmentation (rotation 15 degrees, shifts
-0.2, horizontal flip), EarlyStopping(patience 10) and ModelCheckpoint on the best val_loss.
+`cifar10` trains from the PNG class folders with augmentation (rotation 15 degrees, shifts,
+horizontal flip), EarlyStopping and ModelCheckpoint on the best validation score (val_loss
+when validating on test/, val_accuracy on a held-out slice of train/). The conv blocks carry
+batch normalisation, so the dense layers' dropout is 0.3 rather than the book's 0.5: with
+both, training accuracy stayed below validation accuracy for the whole full run.
 `cifar10_transfer` freezes conv1..drop2 of a trained `cifar10`, swaps the 8-way head for a
 2-way softmax and trains on ship/truck.
 
@@ -29,6 +32,7 @@ TRANSFER_NAME = "cifar10_transfer"
 BASE_CLASSES = CIFAR10_CLASSES[:8]
 TRANSFER_CLASSES = CIFAR10_CLASSES[8:]
 FROZEN_UP_TO = "drop2"  # conv1..drop2 keep their trained weights in transfer learning
+DENSE_DROPOUT = 0.3
 
 
 @dataclass(frozen=True)
@@ -70,9 +74,9 @@ def build_model(num_classes: int) -> keras.Model:
         layers.Dropout(0.25, name="drop2"),
         layers.Flatten(name="flatten"),
         layers.Dense(256, activation="relu", name="dense1"),
-        layers.Dropout(0.5, name="drop3"),
+        layers.Dropout(DENSE_DROPOUT, name="drop3"),
         layers.Dense(256, activation="relu", name="dense2"),
-        layers.Dropout(0.5, name="drop4"),
+        layers.Dropout(DENSE_DROPOUT, name="drop4"),
         layers.Dense(num_classes, activation="softmax", name="head"),
     ], name=NAME)
     _compile(model)

@@ -3,10 +3,10 @@ model: status, metadata, health) and `predict_routes` (app.routes.table.PredictR
 by FastAPI and by the fast path alike). Adding a protocol is a module here, listed below.
 """
 
-from app.routes import ops, tfdeploy, tfserving, uploads
+from app.routes import ops, tfdeploy, tfserving, uploads, v2
 
 # matched in this order: tfdeploy's catch-all /{signature}/predict last
-PROTOCOLS = (tfserving, uploads, tfdeploy)
+PROTOCOLS = (tfserving, v2, uploads, tfdeploy)
 PREDICT_ROUTES = [route for module in PROTOCOLS for route in module.predict_routes]
 
-__all__ = ["PREDICT_ROUTES", "PROTOCOLS", "ops"]
+__all__ = ["PREDICT_ROUTES", "PROTOCOLS", "ops", "v2"]

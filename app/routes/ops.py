@@ -1,8 +1,8 @@
 """Operations routes.
 
-  GET /healthz, /v2/health/live     the process is alive
-  GET /readyz,  /v2/health/ready    every model loaded and warmed up (503 with the reason)
-  GET /metrics                      Prometheus metrics
+  GET /healthz                      the process is alive
+  GET /readyz                       every model loaded and warmed up (503 with the reason)
+  GET /metrics, /monitoring/prometheus/metrics   Prometheus metrics (the second: TF Serving's)
   GET /models                       every model: versions, signatures, labels, training metrics
 
 `router` stays open (orchestrators and scrapers); `catalog` is a model route, behind the API
@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import JSONResponse, Response
 
+from app.manager import ModelManager
 from app.routes.deps import ManagerDep
 
 router = APIRouter(tags=["operations"])
@@ -22,34 +23,37 @@ catalog = APIRouter(tags=["models"])
 
 
 @router.get("/healthz", summary="Liveness")
-@router.get("/v2/health/live", include_in_schema=False)
 async def healthz() -> dict:
     return {"status": "alive"}
+
+
+def readiness(manager: ModelManager, request: Request) -> tuple[bool, dict]:
+    """Ready when this worker's models are; with several workers, when all of them are."""
+    if not manager.ready:
+        return False, {"error": manager.not_ready_reason}
+    body = {"models": {m: sorted(v) for m, v in manager.servables.items()}}
+    board = request.app.state.worker_board
+    if board is not None:
+        ready, reason, body["workers"] = board.readiness()
+        if not ready:
+            return False, {"error": reason, **body}
+    return True, body
 
 
 @router.get("/readyz", summary="Readiness", responses={503: {
     "description": "not ready: models loading, or none served",
     "content": {"application/json": {"schema": {"type": "object", "properties": {
         "status": {"type": "string"}, "error": {"type": "string"}}}}}}})
-@router.get("/v2/health/ready", include_in_schema=False)
 async def readyz(manager: ManagerDep, request: Request) -> Response:
-    """Ready when this worker's models are; with several workers, when all of them are."""
-    if not manager.ready:
-        return JSONResponse({"status": "not ready", "error": manager.not_ready_reason},
-                            status_code=503)
-    body = {"status": "ready", "models": {m: sorted(v) for m, v in manager.servables.items()}}
-    board = request.app.state.worker_board
-    if board is not None:
-        ready, reason, body["workers"] = board.readiness()
-        if not ready:
-            body.update(status="not ready", error=reason)
-            return JSONResponse(body, status_code=503)
-    return JSONResponse(body)
+    is_ready, body = readiness(manager, request)
+    return JSONResponse({"status": "ready" if is_ready else "not ready", **body},
+                        status_code=200 if is_ready else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
             responses={200: {"description": "Prometheus text format",
                              "content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}})
+@router.get("/monitoring/prometheus/metrics", include_in_schema=False)
 async def metrics(manager: ManagerDep) -> Response:
     return Response(manager.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
