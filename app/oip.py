@@ -54,6 +54,25 @@ def tensor_metadata(spec: TensorInfo) -> dict:
     return {"name": spec.name, "datatype": datatype_of(spec), "shape": shape_of(spec)}
 
 
+def example_request(signature: SignatureInfo, max_instances: int = 1024) -> dict | None:
+    """The export's example as a v2 JSON request; None when it holds bytes that are not
+    text (an image file goes binary, which a JSON example cannot show)."""
+    arrays, _, _ = codecs.decode_request(signature.request_example(), signature, max_instances)
+    inputs = []
+    for name, array in arrays.items():
+        try:
+            data = _to_json(array, name)
+        except InvalidInput:
+            return None
+        inputs.append({"name": name, "shape": list(array.shape),
+                       "datatype": datatype_of(signature.inputs[name]),
+                       "data": data.tolist() if isinstance(data, np.ndarray) else data})
+    request: dict[str, Any] = {"inputs": inputs}
+    if signature.name != "serving_default":
+        request["parameters"] = {"signature_name": signature.name}
+    return request
+
+
 # requests -----------------------------------------------------------------------------------
 
 

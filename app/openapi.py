@@ -16,14 +16,16 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
 
+from app import oip
 from app.manager import ModelManager
 from app.security import SECURITY_SCHEMES, openapi_security
 from app.signatures import SignatureInfo
 
 STATIC = "/static/swagger"
 DESCRIPTION = """Serves every SavedModel of the model repository over HTTP/JSON with dynamic
-batching: tfdeploy's routes, TensorFlow Serving's REST API v1, and upload routes for image
-files and raw text. Each model's signatures are listed below with a working example."""
+batching: tfdeploy's routes, TensorFlow Serving's REST API v1, the Open Inference Protocol
+(KServe v2, with binary tensors), and upload routes for image files and raw text. Each
+model's signatures are listed below with a working example."""
 
 
 ERROR_SCHEMA = {"type": "object", "required": ["error"],
@@ -85,7 +87,7 @@ def model_operations(manager: ModelManager) -> dict[str, dict]:
         for name, info in sorted(servable.signatures.items()):
             body = {"schema": {"type": "object"}}
             example = info.request_example()
-            if len(str(example)) < 200_000:  # InceptionV3's tensor example would be ~3 MB
+            if len(str(example)) < MAX_EXAMPLE_CHARS:
                 body["example"] = example
             paths[f"/models/{model}/{name}/predict"] = {"post": {
                 "tags": [f"model: {model}"],
@@ -100,11 +102,43 @@ def model_operations(manager: ModelManager) -> dict[str, dict]:
     return paths
 
 
+MAX_EXAMPLE_CHARS = 200_000  # InceptionV3's tensor example would be ~3 MB
+
+
+def v2_operations(manager: ModelManager) -> dict[str, dict]:
+    """`/v2/models/{model}/infer` per model, with a JSON example per signature that has one
+    (image files go binary: the README shows tritonclient and curl doing that)."""
+    paths = {}
+    for model in sorted(manager.servables):
+        servable = manager.get(model)
+        examples = {}
+        for name, info in sorted(servable.signatures.items()):
+            example = oip.example_request(info)
+            if example is not None and len(str(example)) < MAX_EXAMPLE_CHARS:
+                examples[name] = {"summary": f"signature {name}", "value": example}
+        described = "\n\n".join(f"`{name}`: {_describe(info)}"
+                                 for name, info in sorted(servable.signatures.items()))
+        paths[f"/v2/models/{model}/infer"] = {"post": {
+            "tags": [f"model: {model}"],
+            "summary": f"{model} (version {servable.version}): Open Inference Protocol",
+            "description": "Choose a signature with `parameters.signature_name` (default "
+                           "`serving_default`); binary tensors need the binary data "
+                           f"extension (not Swagger UI).\n\n{described}",
+            "operationId": f"infer__{model}",
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"type": "object"}, "examples": examples}}},
+            "responses": {"200": {"description": "the outputs, as v2 tensors"}},
+        }}
+    return paths
+
+
 def install(app: FastAPI) -> None:
     def build() -> dict:
         schema = get_openapi(title=app.title, version=app.version, description=DESCRIPTION,
                              routes=app.routes)
-        schema["paths"] = {**model_operations(app.state.manager), **schema["paths"]}
+        manager = app.state.manager
+        schema["paths"] = {**model_operations(manager), **v2_operations(manager),
+                           **schema["paths"]}
         _document_errors(schema, openapi_security(app.state.settings))
         _name_served_models(schema, sorted(app.state.manager.servables))
         return schema

@@ -66,3 +66,17 @@ def test_with_a_key_model_routes_declare_it_and_operations_routes_stay_open(docu
             is_open = "operations" in operation.get("tags", [])
             assert ("security" in operation) != is_open, path
             assert ("401" in operation["responses"]) != is_open, path
+
+
+def test_each_model_has_a_v2_operation_with_an_example_per_signature(documents):
+    paths = documents["open"]["paths"]
+    assert "post" in paths["/v2/models/{model}/infer"]
+    operation = paths["/v2/models/mnist/infer"]["post"]
+    examples = operation["requestBody"]["content"]["application/json"]["examples"]
+    tensor = examples["serving_default"]["value"]["inputs"][0]
+    assert tensor["datatype"] == "FP32" and tensor["shape"] == [1, 784]
+    assert len(tensor["data"]) == 784
+    text = paths["/v2/models/imdb_sentiment/infer"]["post"]["requestBody"]["content"]
+    request = text["application/json"]["examples"]["predict_text"]["value"]
+    assert request["parameters"] == {"signature_name": "predict_text"}
+    assert request["inputs"][0]["datatype"] == "BYTES"

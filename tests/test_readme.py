@@ -71,3 +71,40 @@ def test_the_readme_examples_run_against_a_live_server(models_dir, tmp_path):
             assert result.returncode == 0, (command, result.stdout, result.stderr)
             if command.startswith("curl") and "/metrics" not in command:
                 assert json.loads(result.stdout), command
+
+
+def oip_blocks() -> list[tuple[str, str]]:
+    """(language, code) of each fenced block of the README's Open Inference Protocol section."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Open Inference Protocol"):
+                     readme.index("### Models, versions")]
+    return re.findall(r"```(bash|python)\n(.*?)```", section, flags=re.S)
+
+
+def test_the_readme_v2_examples_run_against_a_live_server(models_dir, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import SAMPLES
+    from tests.server import running_server
+
+    blocks = oip_blocks()
+    assert [language for language, _ in blocks] == ["bash", "python", "python"]
+    shutil.copy(SAMPLES / "images" / "umbrella.jpg", tmp_path)
+    with running_server(models_dir, poll_interval_s=0) as url:
+        host = url.removeprefix("http://")
+        for line in blocks[0][1].splitlines():
+            command = line.split("  #")[0].strip()
+            if not command or command.startswith("#"):
+                continue
+            runnable = "curl -sS --fail-with-body " + command[5:].replace("localhost:8089", host)
+            result = subprocess.run(["bash", "-c", runnable], cwd=tmp_path, text=True,
+                                    capture_output=True, timeout=120)
+            assert result.returncode == 0, (command, result.stdout, result.stderr)
+            assert json.loads(result.stdout), command
+        for _, code in blocks[1:]:
+            result = subprocess.run([sys.executable, "-c", code.replace("localhost:8089", host)],
+                                    cwd=tmp_path, text=True, capture_output=True, timeout=120)
+            assert result.returncode == 0, (code, result.stdout, result.stderr)
+            assert result.stdout.strip(), code

@@ -364,3 +364,20 @@ def test_an_image_bomb_in_a_binary_bytes_tensor_gets_413(echo_server):
     response = _echo(echo_server, head + element + empty,
                      **{"Inference-Header-Content-Length": str(len(head))})
     assert response.status_code == 413 and "pixels" in response.json()["error"]
+
+
+def test_every_v2_example_of_the_openapi_document_runs(server):
+    paths = httpx.get(server + "/openapi.json").json()["paths"]
+    ran = []
+    for path, operations in paths.items():
+        if not (path.startswith("/v2/models/") and "{" not in path):
+            continue
+        content = operations["post"]["requestBody"]["content"]["application/json"]
+        for name, example in content["examples"].items():
+            response = httpx.post(server + path, json=example["value"], timeout=60)
+            assert response.status_code == 200, (path, name, response.text)
+            ran.append((path, name))
+    # every model but InceptionV3, whose inputs are an image file or a 299x299x3 tensor
+    assert {path.split("/")[3] for path, _ in ran} == {
+        "mnist", "cifar10", "cifar10_transfer", "imdb_sentiment"}
+    assert ("/v2/models/imdb_sentiment/infer", "predict_text") in ran
