@@ -4,8 +4,11 @@
                         [--models-dir models] [--image PHOTO] [--out bench/results]
                         [--docs docs/BENCHMARKS.md]
 
-Scenarios: mnist, mnist-32, inception-b64, inception-multipart, imdb-text (default: all).
-Systems: tfserve, routed, unbatched, workers2 (TFSERVE_WORKERS=2), plain, litserve, floor.
+Scenarios: mnist, mnist-32, inception-b64, inception-multipart, imdb-text, mnist-v2,
+inception-v2-binary (default: all).
+Systems: tfserve, routed, unbatched, workers2 (TFSERVE_WORKERS=2), baseline (tfserve from
+the checkout given with --baseline DIR, e.g. `git worktree add ../before HEAD~3`: before and
+after a change, side by side), plain, litserve, floor (default: all but baseline).
 Needs wrk (apt-get install wrk) and the `bench` extra (LitServe). The overload run is
 `python -m bench.overload`.
 """
@@ -25,9 +28,9 @@ from bench import run as runs
 from bench.run import SCENARIOS, Report, run
 
 SHORT = {"tfserve": runs.OURS, "routed": runs.ROUTED, "unbatched": runs.UNBATCHED,
-         "workers2": runs.WORKERS2, "plain": runs.PLAIN, "litserve": runs.LITSERVE,
-         "floor": runs.FLOOR}
-SYSTEMS = list(SHORT.values())
+         "workers2": runs.WORKERS2, "baseline": runs.BASELINE, "plain": runs.PLAIN,
+         "litserve": runs.LITSERVE, "floor": runs.FLOOR}
+SYSTEMS = [system for system in SHORT.values() if system != runs.BASELINE]
 
 
 def main() -> int:
@@ -41,6 +44,7 @@ def main() -> int:
     bench.add_argument("--image", type=Path, help="photo for the image scenarios "
                        "(default: the export's own example image)")
     bench.add_argument("--out", type=Path, default=Path("bench/results"))
+    bench.add_argument("--baseline", type=Path, help="source checkout of the baseline system")
     bench.add_argument("--docs", type=Path, help="also write the report there")
     args = parser.parse_args()
     scenarios = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
@@ -48,7 +52,8 @@ def main() -> int:
     report = Report(machine=markdown_report.machine(),
                     command="python -m bench " + shlex.join(sys.argv[1:]), seconds=args.seconds)
     with tempfile.TemporaryDirectory() as folder:
-        run(scenarios, systems, args.models_dir, Path(folder), args.image, args.seconds, report)
+        run(scenarios, systems, args.models_dir, Path(folder), args.image, args.seconds, report,
+            args.baseline and args.baseline.resolve())
     text = markdown_report.markdown(report)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(asdict(report), indent=2))

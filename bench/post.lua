@@ -1,6 +1,9 @@
 -- wrk script: POST the body in $BODY_FILE with $CONTENT_TYPE; print one summary line.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = os.getenv("CONTENT_TYPE") or "application/json"
+for name, value in string.gmatch(os.getenv("EXTRA_HEADERS") or "", "([^:\n]+): ([^\n]+)") do
+  wrk.headers[name] = value
+end
 local file = assert(io.open(os.getenv("BODY_FILE"), "rb"))
 wrk.body = file:read("*a")
 file:close()

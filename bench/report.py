@@ -6,7 +6,18 @@ import os
 import platform
 from pathlib import Path
 
-from bench.run import FLOOR, LITSERVE, OURS, PLAIN, ROUTED, UNBATCHED, WORKERS2, Report, Result
+from bench.run import (
+    BASELINE,
+    FLOOR,
+    LITSERVE,
+    OURS,
+    PLAIN,
+    ROUTED,
+    UNBATCHED,
+    WORKERS2,
+    Report,
+    Result,
+)
 
 
 def machine() -> str:
@@ -85,6 +96,24 @@ def targets(report: Report) -> list[str]:
         check("inception b64, 16 clients: >= 90% of in-process images/s at the best batch",
               f"{share:.0%} ({images.rows_per_s} vs {limit['best_rows_per_s']} at batch "
               f"{limit['best_batch']})", share >= 0.9)
+    for scenario, clients in (("mnist", 64), ("inception-b64", 16)):
+        now, before = _find(report, scenario, OURS, clients), _find(report, scenario, BASELINE,
+                                                                     clients)
+        if now and before:
+            check(f"{scenario}, {clients} clients: tfserve ÷ the baseline checkout >= 0.95 "
+                  "(nothing slowed)", _ratio(now.rps, before.rps), now.rps >= 0.95 * before.rps)
+    v1, v2 = _find(report, "mnist", OURS, 64), _find(report, "mnist-v2", OURS, 64)
+    if v1 and v2:
+        check("mnist, 64 clients: v2 JSON ÷ v1 route >= 0.9", _ratio(v2.rps, v1.rps),
+              v2.rps >= 0.9 * v1.rps)
+    binary = _find(report, "inception-v2-binary", OURS, 16)
+    if binary and images:
+        check("inception, 16 clients: v2 binary JPEG ÷ v1 base64 JSON >= 1",
+              _ratio(binary.rps, images.rps), binary.rps >= images.rps)
+    if binary and limit:
+        share = binary.rows_per_s / limit["best_rows_per_s"]
+        check("inception v2 binary, 16 clients: >= 95% of in-process images/s at the best "
+              "batch", f"{share:.0%}", share >= 0.95)
     one = _find(report, "mnist", OURS, 1)
     mnist = report.in_process.get("mnist/serving_default")
     if one and mnist:

@@ -10,6 +10,7 @@ import base64
 import contextlib
 import json
 import re
+import struct
 import sys
 import time
 import uuid
@@ -25,8 +26,9 @@ from bench.processes import Running, free_port, our_server, rss_mib, serve
 OURS, UNBATCHED = "tfserve", "tfserve, batching off"
 ROUTED = "tfserve, FastAPI routing"  # TFSERVE_DIRECT_PREDICT=false: the hot path's before
 WORKERS2 = "tfserve, 2 workers"  # TFSERVE_WORKERS=2
+BASELINE = "tfserve, baseline source"  # --baseline DIR: another checkout, say the last release
 PLAIN, LITSERVE, FLOOR = "plain FastAPI", "LitServe (batching)", "FastAPI no-model floor"
-SERVERS = (OURS, ROUTED, UNBATCHED, WORKERS2)
+SERVERS = (OURS, ROUTED, UNBATCHED, WORKERS2, BASELINE)
 
 
 @dataclass
@@ -36,18 +38,23 @@ class Scenario:
     instances: int  # per request
     connections: list[int]
     systems: list[str]
-    multipart: bool = False
+    # how tfserve is asked: "v1" (TF Serving JSON), "multipart" (the upload route), "v2-json"
+    # or "v2-binary" (Open Inference Protocol; binary: the image file as a BYTES tensor)
+    protocol: str = "v1"
 
 
 SCENARIOS = [
     Scenario("mnist", "mnist/serving_default", 1, [1, 16, 64, 256],
-             [OURS, ROUTED, UNBATCHED, WORKERS2, PLAIN, LITSERVE, FLOOR]),
+             [OURS, ROUTED, UNBATCHED, WORKERS2, BASELINE, PLAIN, LITSERVE, FLOOR]),
+    Scenario("mnist-v2", "mnist/serving_default", 1, [1, 64], [OURS], protocol="v2-json"),
     Scenario("mnist-32", "mnist/serving_default", 32, [16],
              [OURS, UNBATCHED, PLAIN, LITSERVE, FLOOR]),
     Scenario("inception-b64", "inception_v3/predict_image", 1, [1, 4, 16],
-             [OURS, UNBATCHED, WORKERS2, PLAIN, LITSERVE, FLOOR]),
+             [OURS, UNBATCHED, WORKERS2, BASELINE, PLAIN, LITSERVE, FLOOR]),
+    Scenario("inception-v2-binary", "inception_v3/predict_image", 1, [1, 4, 16], [OURS],
+             protocol="v2-binary"),
     Scenario("inception-multipart", "inception_v3/predict_image", 1, [1, 4, 16], [OURS],
-             multipart=True),
+             protocol="multipart"),
     Scenario("imdb-text", "imdb_sentiment/predict_text", 1, [16],
              [OURS, UNBATCHED, PLAIN, LITSERVE, FLOOR]),
 ]
@@ -95,16 +102,19 @@ def example_instance(models_dir: Path, target: str, image: Path | None):
     return instance
 
 
-def write_body(folder: Path, scenario: Scenario, system: str, instance) -> wrk.Body:
+def write_body(folder: Path, scenario: Scenario, system: str, instance,
+               url: str) -> wrk.Body:
     model, signature = scenario.target.split("/")
     path = folder / f"{scenario.name}-{'ours' if system in SERVERS else 'ref'}.body"
-    if scenario.multipart:
+    if scenario.protocol == "multipart":
         boundary = uuid.uuid4().hex
         data = base64.b64decode(instance["b64"])
         path.write_bytes(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
                          f'filename="image.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'.encode()
                          + data + f"\r\n--{boundary}--\r\n".encode())
         return wrk.Body(path, f"multipart/form-data; boundary={boundary}", 1)
+    if scenario.protocol.startswith("v2"):
+        return _v2_body(path, scenario, instance, url)
     body = {"instances": [instance] * scenario.instances}
     if system in SERVERS:
         body["signature_name"] = signature
@@ -112,12 +122,40 @@ def write_body(folder: Path, scenario: Scenario, system: str, instance) -> wrk.B
     return wrk.Body(path, "application/json", scenario.instances)
 
 
+def _v2_body(path: Path, scenario: Scenario, instance, url: str) -> wrk.Body:
+    """An Open Inference Protocol request of the same rows, named as the server describes."""
+    model, signature = scenario.target.split("/")
+    meta = httpx.get(f"{url}/v2/models/{model}", params={"signature_name": signature},
+                     timeout=30).json()
+    (tensor,) = meta["inputs"]
+    rows = scenario.instances
+    header = {"parameters": {"signature_name": signature}, "inputs": [
+        {"name": tensor["name"], "datatype": tensor["datatype"]}]}
+    if scenario.protocol == "v2-json":
+        values = [instance] * rows
+        header["inputs"][0].update(shape=[rows, *_dims(instance)], data=values)
+        path.write_text(json.dumps(header))
+        return wrk.Body(path, "application/json", rows)
+    element = base64.b64decode(instance["b64"])
+    binary = (struct.pack("<I", len(element)) + element) * rows
+    header["inputs"][0].update(shape=[rows], parameters={"binary_data_size": len(binary)})
+    head = json.dumps(header).encode()
+    path.write_bytes(head + binary)
+    return wrk.Body(path, "application/octet-stream", rows,
+                    {"Inference-Header-Content-Length": str(len(head))})
+
+
+def _dims(value) -> list[int]:
+    return [len(value), *_dims(value[0])] if isinstance(value, list) else []
+
+
 def route(scenario: Scenario, system: str) -> str:
     model, signature = scenario.target.split("/")
-    if system in SERVERS:
-        return (f"/models/{model}/predict/image" if scenario.multipart
-                else f"/v1/models/{model}:predict")
-    return f"/predict/{model}/{signature}"
+    if system not in SERVERS:
+        return f"/predict/{model}/{signature}"
+    return {"multipart": f"/models/{model}/predict/image",
+            "v1": f"/v1/models/{model}:predict"}.get(scenario.protocol,
+                                                      f"/v2/models/{model}/infer")
 
 
 def batch_totals(url: str, target: str) -> tuple[float, float]:
@@ -132,9 +170,15 @@ def batch_totals(url: str, target: str) -> tuple[float, float]:
 
 
 @contextlib.contextmanager
-def start(system: str, models_dir: Path, targets: list[str]) -> Iterator[Running]:
+def start(system: str, models_dir: Path, targets: list[str],
+          baseline: Path | None = None) -> Iterator[Running]:
     if system == OURS:
         with our_server(models_dir) as running:
+            yield running
+    elif system == BASELINE:
+        if baseline is None:
+            raise SystemExit("the baseline system needs --baseline DIR (another checkout)")
+        with our_server(models_dir, source=baseline) as running:
             yield running
     elif system == UNBATCHED:
         with our_server(models_dir, batching_enabled="false") as running:
@@ -155,17 +199,18 @@ def start(system: str, models_dir: Path, targets: list[str]) -> Iterator[Running
 
 
 def run_system(system: str, scenarios: list[Scenario], models_dir: Path, folder: Path,
-               image: Path | None, seconds: float, report: Report) -> None:
+               image: Path | None, seconds: float, report: Report,
+               baseline: Path | None = None) -> None:
     mine = [s for s in scenarios if system in s.systems]
     if not mine:
         return
     targets = sorted({s.target for s in mine})
-    with start(system, models_dir, targets) as running:
+    with start(system, models_dir, targets, baseline) as running:
         if system == OURS:
             report.cold_start_s = round(running.ready_s, 1)
         for scenario in mine:
             instance = example_instance(models_dir, scenario.target, image)
-            body = write_body(folder, scenario, system, instance)
+            body = write_body(folder, scenario, system, instance, running.url)
             url = running.url + route(scenario, system)
             wrk.drive(url, body, 4, 1)  # warm connections, caches, graph paths
             for connections in scenario.connections:
@@ -189,7 +234,8 @@ def run_system(system: str, scenarios: list[Scenario], models_dir: Path, folder:
 
 
 def run(scenarios: list[Scenario], systems: list[str], models_dir: Path, folder: Path,
-        image: Path | None, seconds: float, report: Report) -> Report:
+        image: Path | None, seconds: float, report: Report,
+        baseline: Path | None = None) -> Report:
     wrk.require()
     for target in sorted({s.target for s in scenarios}):
         instance = example_instance(models_dir, target, image)
@@ -199,6 +245,6 @@ def run(scenarios: list[Scenario], systems: list[str], models_dir: Path, folder:
               f"{measured.best_rows_per_s} rows/s at batch {measured.best_batch}", flush=True)
     for system in systems:
         started = time.perf_counter()
-        run_system(system, scenarios, models_dir, folder, image, seconds, report)
+        run_system(system, scenarios, models_dir, folder, image, seconds, report, baseline)
         print(f"  {system} done in {time.perf_counter() - started:.0f}s", flush=True)
     return report

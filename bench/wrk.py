@@ -6,7 +6,7 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 LUA = Path(__file__).with_name("post.lua")
@@ -17,6 +17,7 @@ class Body:
     path: Path
     content_type: str
     rows: int  # instances per request
+    headers: dict[str, str] = field(default_factory=dict)  # besides Content-Type
 
 
 @dataclass
@@ -37,7 +38,8 @@ def drive(url: str, body: Body, connections: int, seconds: float) -> Load:
     result = subprocess.run(
         ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
          "--timeout", "30s", "-s", str(LUA), url],
-        env={**os.environ, "BODY_FILE": str(body.path), "CONTENT_TYPE": body.content_type},
+        env={**os.environ, "BODY_FILE": str(body.path), "CONTENT_TYPE": body.content_type,
+             "EXTRA_HEADERS": "\n".join(f"{k}: {v}" for k, v in body.headers.items())},
         capture_output=True, text=True, check=True)
     line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT"))
     values = {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", line)}
