@@ -11,7 +11,10 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app app
 COPY training training
+# tensorflow-serving-api without deps: it requires the `tensorflow` distribution by name, and
+# tensorflow-cpu is the same package under another one
 RUN /opt/venv/bin/pip install --no-compile ".[${FLAVOUR}]" \
+ && /opt/venv/bin/pip install --no-compile --no-deps "tensorflow-serving-api==2.21.0" \
  && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} + \
  && rm -rf /opt/venv/lib/python*/site-packages/tensorflow/include
 

@@ -24,6 +24,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[$(FLAVOUR),dev]'
+	@# TF Serving's protos (model config, warm-up records). Its wheel requires the `tensorflow`
+	@# distribution, which tensorflow-cpu provides under another name: no deps, on purpose.
+	$(PY) -m pip install -q --no-deps 'tensorflow-serving-api==2.21.0'
 	touch $@
 
 # Symlink tree of the offline data into a writable Keras cache; a no-op when there is none.

@@ -8,7 +8,9 @@ everything the rest of the server needs in plain Python and numpy:
   when it ships them;
 - a runner per signature: numpy in, numpy out, thread-safe; input the graph rejects raises
   `InvalidInput` (400) with TensorFlow's reason, cleaned of stacks, graph internals and paths;
-- warm-up inputs per signature: the example as tensors, else one row of zeros;
+- warm-up requests: TF Serving's `assets.extra/tf_serving_warmup_requests` (a TFRecord of
+  PredictionLog protos, at most 1,000, as TF Serving reads it) when the export has it; every
+  signature it leaves out warms up with its example as tensors, else one row of zeros;
 - labels (assets/labels.txt) and the training metrics (metrics.json).
 Dropping the returned object (`handle`) releases the TensorFlow objects.
 """
@@ -40,7 +42,7 @@ class LoadedVersion:
 
     signatures: dict[str, SignatureInfo]
     runners: dict[str, Runner]
-    warmup_inputs: dict[str, tuple[Arrays, int]]
+    warmup_inputs: list[tuple[str, Arrays, int]]  # (signature, arrays, rows), in order
     labels: list[str]
     training_metrics: dict | None
     handle: object = field(repr=False)
@@ -79,8 +81,7 @@ def load(path: Path, max_instances: int = 1024) -> LoadedVersion:
     return LoadedVersion(
         signatures=signatures,
         runners={name: make_runner(function) for name, function in functions.items()},
-        warmup_inputs={name: warmup_inputs(info, max_instances)
-                       for name, info in signatures.items()},
+        warmup_inputs=warmup_requests(extra / WARMUP_FILE, signatures, max_instances),
         labels=labels_file.read_text().splitlines() if labels_file.exists() else [],
         training_metrics=_read_json(path / "metrics.json"),
         handle=loaded)
@@ -115,6 +116,45 @@ def _read_json(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+WARMUP_FILE = "tf_serving_warmup_requests"
+MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
+
+
+def warmup_requests(path: Path, signatures: dict[str, SignatureInfo],
+                    max_instances: int) -> list[tuple[str, Arrays, int]]:
+    """The warm-up file's requests, then the default for each signature it leaves out."""
+    requests = read_warmup_file(path, signatures) if path.exists() else []
+    covered = {name for name, _, _ in requests}
+    for name, info in signatures.items():
+        if name not in covered:
+            requests.append((name, *warmup_inputs(info, max_instances)))
+    return requests
+
+
+def read_warmup_file(path: Path, signatures: dict[str, SignatureInfo]
+                     ) -> list[tuple[str, Arrays, int]]:
+    """TF Serving's warm-up records (PredictionLog with a predict_log); anything unusable in
+    them fails the load, as it does in TF Serving."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    requests = []
+    for raw in tf.data.TFRecordDataset(str(path)).take(MAX_WARMUP_RECORDS):
+        record = prediction_log_pb2.PredictionLog.FromString(raw.numpy())
+        if record.WhichOneof("log_type") != "predict_log":
+            raise ValueError(f"warm-up record of kind {record.WhichOneof('log_type')!r}: only "
+                             "predict_log records are served")
+        request = record.predict_log.request
+        name = request.model_spec.signature_name or "serving_default"
+        info = signatures.get(name)
+        if info is None or set(request.inputs) != set(info.inputs):
+            raise ValueError(f"a warm-up record for signature {name!r} does not match the "
+                             f"model's signatures {sorted(signatures)}")
+        arrays = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        requests.append((name, arrays, len(next(iter(arrays.values())))))
+    log.info("%d warm-up requests in %s", len(requests), path.name)
+    return requests
 
 
 def warmup_inputs(info: SignatureInfo, max_instances: int) -> tuple[Arrays, int]:

@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        if not settings.model_dir.is_dir():
+        if settings.model_config_file is None and not settings.model_dir.is_dir():
             raise RuntimeError(f"model directory {settings.model_dir.resolve()} does not "
                                "exist: set TFSERVE_MODEL_DIR or run `make models`")
         background = [manager.start()]

@@ -54,7 +54,8 @@ class ModelManager:
         self.settings = settings
         self.metrics = metrics
         self.traffic = traffic
-        self.repository = Repository(settings.model_dir, settings.max_versions)
+        self.repository = Repository(settings.model_dir, settings.max_versions,
+                                     settings.model_config_file, settings.model_config_poll_s)
         self.executor = ThreadPoolExecutor(settings.inference_threads,
                                            thread_name_prefix="inference")
         self.servables: dict[str, dict[int, Servable]] = {}
@@ -84,6 +85,14 @@ class ModelManager:
             raise NotFound(f"model {model!r} has no version {version}; versions: "
                            f"{sorted(versions)}") from None
 
+    def version_for_label(self, model: str, label: str) -> int:
+        """The version a label of the model config names; 404 naming the known labels."""
+        labels = self.repository.labels(model)
+        if label not in labels:
+            known = ", ".join(f"{k} -> {v}" for k, v in sorted(labels.items())) or "none"
+            raise NotFound(f"model {model!r} has no version label {label!r}; labels: {known}")
+        return labels[label]
+
     # lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -92,23 +101,29 @@ class ModelManager:
         self._update_readiness()
         if not self.ready:
             log.warning("%s; waiting for models to appear", self.not_ready_reason)
-        if self.settings.poll_interval_s > 0:
+        if self._poll_every_s() > 0:
             self._poller = asyncio.get_running_loop().create_task(self._poll_forever())
+
+    def _poll_every_s(self) -> float:
+        """Often enough for both the version folders and the model config (0: never)."""
+        config_poll = self.settings.model_config_poll_s if self.repository.sources else 0
+        periods = [p for p in (self.settings.poll_interval_s, config_poll) if p > 0]
+        return min(periods, default=0)
 
     async def _poll_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.poll_interval_s)
+            await asyncio.sleep(self._poll_every_s())
             try:
                 await self.poll()
             except Exception:
-                log.exception("polling %s failed", self.settings.model_dir)
+                log.exception("polling %s failed", self.repository.where)
 
     async def poll(self) -> None:
         """Bring the loaded versions in line with the disk."""
         try:
             on_disk = await asyncio.to_thread(self.repository.scan)
         except OSError as err:
-            log.error("cannot read %s: %s", self.settings.model_dir, err)
+            log.error("cannot read %s: %s", self.repository.where, err)
             return
         loaded_any = False
         for model, versions in on_disk.items():
@@ -135,7 +150,7 @@ class ModelManager:
         repository that is still empty (a trainer at work) becomes ready when models appear."""
         self.ready = bool(self.servables)
         self.not_ready_reason = "" if self.ready else (
-            f"no loadable model in {self.settings.model_dir.resolve()}")
+            f"no loadable model in {self.repository.where.resolve()}")
         if self.on_readiness is not None:
             self.on_readiness(self.ready, self.not_ready_reason)
 
@@ -187,9 +202,9 @@ class ModelManager:
             servable.batchers[sig_name] = batcher
             self.metrics.watch_queue(labels, lambda b=batcher: b.queued_rows)
 
-    async def _warm_up(self, servable: Servable, inputs: dict) -> None:
+    async def _warm_up(self, servable: Servable, requests: list) -> None:
         deadline = time.monotonic() + max(self.settings.request_timeout_s, 120)
-        for sig_name, (arrays, rows) in inputs.items():
+        for sig_name, arrays, rows in requests:
             await servable.batchers[sig_name].submit(arrays, rows, deadline)
 
     def _release(self, servable: Servable, settle_heap: bool = True) -> None:

@@ -66,6 +66,13 @@ class Settings(BaseSettings):
         default_factory=list, description='origins allowed cross-site (JSON, e.g. ["*"])')
     max_versions: int = Field(
         2, ge=0, description="versions served per model, the highest ones (0: all on disk)")
+    model_config_file: Path | None = Field(
+        None, validation_alias="TFSERVE_MODEL_CONFIG",
+        description="a TF Serving model config file (text proto): the models it lists, "
+                    "their base paths, version policies and labels, instead of model_dir")
+    model_config_poll_s: float = Field(
+        0.0, ge=0, description="how often to read the model config file again: models "
+                               "added or removed there are loaded or unloaded (0: never)")
     poll_interval_s: float = Field(
         5.0, ge=0, description="how often to look for new model versions (0: never)")
     inference_threads: PositiveInt = Field(

@@ -51,9 +51,10 @@ def start_server(models_dir: Path, log: Path | None = None, env: dict[str, str] 
 
 @contextlib.contextmanager
 def running_server(models_dir: Path, wait_ready: bool = True, log: Path | None = None,
-                   **settings: object) -> Iterator[ServerURL]:
-    """Start the service with TFSERVE_* settings; yield its base URL; SIGTERM it after."""
-    process, url = start_server(models_dir, log, **settings)
+                   env: dict[str, str] | None = None, **settings: object) -> Iterator[ServerURL]:
+    """Start the service with TFSERVE_* settings (and other variables in `env`); yield its
+    base URL; SIGTERM it after."""
+    process, url = start_server(models_dir, log, env, **settings)
     try:
         wait_until(url, process, "/readyz" if wait_ready else "/healthz")
         yield url

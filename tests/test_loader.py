@@ -30,11 +30,15 @@ def test_signatures_come_with_their_examples_and_summaries(mnist):
     assert len(mnist.labels) == 10 and mnist.training_metrics["model"] == "mnist"
 
 
+def _warm_ups(loaded) -> dict:
+    return {name: (arrays, rows) for name, arrays, rows in loaded.warmup_inputs}
+
+
 def test_warm_up_inputs_are_the_examples_as_tensors(mnist):
-    arrays, rows = mnist.warmup_inputs["serving_default"]
+    arrays, rows = _warm_ups(mnist)["serving_default"]
     assert rows == 1 and arrays["image_input"].shape == (1, 784)
     assert arrays["image_input"].dtype == np.float32
-    arrays, rows = mnist.warmup_inputs["predict_image"]
+    arrays, rows = _warm_ups(mnist)["predict_image"]
     assert rows == 1 and arrays["image_bytes"].dtype == object
     assert arrays["image_bytes"][0].startswith(b"\x89PNG")
 
@@ -64,9 +68,9 @@ def test_an_export_without_declarations_warms_up_on_zeros_and_keeps_the_old_summ
     shutil.copytree(models_dir / "mnist" / "1", bare)
     shutil.rmtree(bare / "assets.extra")
     loaded = loader.load(bare)
-    arrays, rows = loaded.warmup_inputs["serving_default"]
+    arrays, rows = _warm_ups(loaded)["serving_default"]
     assert rows == 1 and not arrays["image_input"].any()
-    assert loaded.warmup_inputs["predict_image"][0]["image_bytes"].tolist() == [b""]
+    assert _warm_ups(loaded)["predict_image"][0]["image_bytes"].tolist() == [b""]
     image = loaded.signatures["predict_image"]
     assert image.example is None and image.summary_outputs is None
     outputs = {"classes": 1, "probabilities": 2, "scores": 3}

@@ -3,9 +3,11 @@
 `models/<name>/<version>/` holds `saved_model.pb`, `variables/`, `assets/labels.txt`, plus our
 own `metrics.json`, `training_history.png`, `assets.extra/examples.json` (a request example per
 signature), `assets.extra/summary_outputs.json` (per signature, the outputs that sum a
-prediction up for people: what upload routes and the scoring CLI show) and, for trained
-models, `model.keras` (the Keras model that transfer learning starts from). TensorFlow
-Serving ignores the extra files.
+prediction up for people: what upload routes and the scoring CLI show),
+`assets.extra/tf_serving_warmup_requests` (those examples as TF Serving's warm-up records, a
+TFRecord of PredictionLog protos: TF Serving and tfserve both warm the model up with them)
+and, for trained models, `model.keras` (the Keras model that transfer learning starts from).
+TensorFlow Serving ignores the other extra files.
 
 A version is written into a hidden temporary folder beside its final place and renamed into
 place only when complete, so a server polling the repository never sees half a model.
@@ -13,6 +15,7 @@ place only when complete, so a server polling the repository never sees half a m
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import tempfile
@@ -87,6 +90,7 @@ def write(export: Export, models_dir: Path, version: int | None = None) -> Path:
         extra.mkdir()
         if export.examples:
             (extra / "examples.json").write_text(json.dumps(export.examples))
+            write_warmup_requests(extra / WARMUP_FILE, export)
         summaries = {name: sig.summary for name, sig in export.signatures.items()
                      if sig.summary is not None}
         if summaries:
@@ -101,6 +105,46 @@ def write(export: Export, models_dir: Path, version: int | None = None) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final
+
+
+WARMUP_FILE = "tf_serving_warmup_requests"
+
+
+def warmup_records(export: Export) -> list[bytes]:
+    """One serialized PredictionLog per signature example, as TF Serving's warm-up reads it."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    records = []
+    for name, example in export.examples.items():
+        specs = {spec.name: spec for spec in export.signatures[name].inputs}
+        columns: dict[str, list] = {input_name: [] for input_name in specs}
+        for instance in example["instances"]:
+            if not (isinstance(instance, dict) and set(instance) == set(specs)):
+                (only,) = specs
+                instance = {only: instance}
+            for input_name, value in instance.items():
+                columns[input_name].append(_unwrap_b64(value))
+        request = predict_pb2.PredictRequest(
+            model_spec=model_pb2.ModelSpec(name=export.name, signature_name=name))
+        for input_name, values in columns.items():
+            request.inputs[input_name].CopyFrom(
+                tf.make_tensor_proto(values, dtype=specs[input_name].dtype))
+        log = prediction_log_pb2.PredictionLog(
+            predict_log=prediction_log_pb2.PredictLog(request=request))
+        records.append(log.SerializeToString())
+    return records
+
+
+def _unwrap_b64(value):
+    if isinstance(value, dict) and set(value) == {"b64"}:
+        return base64.b64decode(value["b64"])
+    return value
+
+
+def write_warmup_requests(path: Path, export: Export) -> None:
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for record in warmup_records(export):
+            writer.write(record)
 
 
 def _write_saved_model(export: Export, path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from app.errors import InvalidInput
+from app.manager import ModelManager
 
 _TRUE = {"1", "true", "t", "yes", "y", "on"}
 _FALSE = {"0", "false", "f", "no", "n", "off"}
@@ -14,6 +15,11 @@ def parse_version(text: str) -> int:
     if not text.isdigit():
         raise InvalidInput(f"version must be an integer, got {text!r}")
     return int(text)
+
+
+def resolve_version(manager: ModelManager, model: str, text: str) -> int:
+    """A version number, or a version label of the model config (404 naming the known ones)."""
+    return int(text) if text.isdigit() else manager.version_for_label(model, text)
 
 
 def query_flag(request: Request, name: str) -> bool:

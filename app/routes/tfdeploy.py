@@ -3,6 +3,7 @@
   POST /{signature}/predict                       the default model (TFSERVE_DEFAULT_MODEL)
   POST /models/{model}/{signature}/predict        any model, its highest version
   POST /models/{model}/versions/{version}/{signature}/predict
+  POST /models/{model}/labels/{label}/{signature}/predict    a version label (model config)
 
 Body: {"instances": [...], "signature_name"?: ...} (or columnar "inputs"); the body's
 signature_name wins over the path's. Answer: {"predictions": [{"<output>": value, ...}, ...]}.
@@ -36,6 +37,12 @@ async def predict_version(request: Request, model: str, version: str,
     return await predict_json(request, model, parse_version(version), signature, _named_rows)
 
 
+async def predict_label(request: Request, model: str, label: str, signature: str) -> Response:
+    """Run a signature of the version a label names (TFSERVE_MODEL_CONFIG's version_labels)."""
+    version = request.app.state.manager.version_for_label(model, label)
+    return await predict_json(request, model, version, signature, _named_rows)
+
+
 async def predict_model(request: Request, model: str, signature: str) -> Response:
     """Run a signature of a model's highest version on JSON instances."""
     return await predict_json(request, model, None, signature, _named_rows)
@@ -52,6 +59,8 @@ router = APIRouter(tags=list(TAGS))
 predict_routes = [
     PredictRoute("/models/{model}/versions/{version}/{signature}/predict", predict_version,
                  "Predict with one version of a model", TAGS, BODY),
+    PredictRoute("/models/{model}/labels/{label}/{signature}/predict", predict_label,
+                 "Predict with a labelled version of a model", TAGS, BODY),
     PredictRoute("/models/{model}/{signature}/predict", predict_model,
                  "Predict with a model", TAGS, BODY),
     PredictRoute("/{signature}/predict", predict_default,

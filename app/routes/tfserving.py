@@ -4,6 +4,7 @@
   GET  /v1/models/{model}/versions/{version}           status of one version
   GET  /v1/models/{model}[/versions/{version}]/metadata  signature_def map
   POST /v1/models/{model}[/versions/{version}]:predict row ("instances") or columnar ("inputs")
+  and /labels/{label} wherever /versions/{version} goes (labels come from the model config)
 
 Row requests answer {"predictions": ...}, columnar ones {"outputs": ...}; a single output is
 unnamed. Errors are {"error": "..."} with TF Serving's status mapping.
@@ -99,6 +100,16 @@ async def version_metadata(model: str, version: int, manager: ManagerDep) -> dic
     return metadata(manager, model, version)
 
 
+@router.get("/{model}/labels/{label}", summary="Model version status, by label")
+async def label_status(model: str, label: str, manager: ManagerDep) -> dict:
+    return status(manager, model, manager.version_for_label(model, label))
+
+
+@router.get("/{model}/labels/{label}/metadata", summary="Model version metadata, by label")
+async def label_metadata(model: str, label: str, manager: ManagerDep) -> dict:
+    return metadata(manager, model, manager.version_for_label(model, label))
+
+
 async def model_predict(request: Request, model_and_verb: str) -> Response:
     """POST /v1/models/{model}:predict with "instances" (row) or "inputs" (columnar)."""
     return await predict_json(request, _split_verb(model_and_verb), None, DEFAULT_SIGNATURE,
@@ -110,9 +121,16 @@ async def version_predict(request: Request, model: str, version_and_verb: str) -
     return await predict_json(request, model, version, DEFAULT_SIGNATURE, _tf_serving_answer)
 
 
+async def label_predict(request: Request, model: str, label_and_verb: str) -> Response:
+    version = request.app.state.manager.version_for_label(model, _split_verb(label_and_verb))
+    return await predict_json(request, model, version, DEFAULT_SIGNATURE, _tf_serving_answer)
+
+
 predict_routes = [
     PredictRoute("/v1/models/{model_and_verb}", model_predict, "Predict (model:predict)",
                  TAGS, BODY),
     PredictRoute("/v1/models/{model}/versions/{version_and_verb}", version_predict,
                  "Predict with one version (model/versions/N:predict)", TAGS, BODY),
+    PredictRoute("/v1/models/{model}/labels/{label_and_verb}", label_predict,
+                 "Predict with a labelled version (model/labels/L:predict)", TAGS, BODY),
 ]

@@ -27,7 +27,7 @@ from app.manager import ModelManager
 from app.predict import JSONBody, PredictCore, require_json
 from app.routes import ops
 from app.routes.deps import ManagerDep
-from app.routes.params import parse_version
+from app.routes.params import resolve_version
 from app.routes.table import PredictRoute
 
 TAGS = ("Open Inference Protocol (KServe v2)",)
@@ -80,7 +80,8 @@ async def metadata(model: str, manager: ManagerDep, signature_name: str | None =
 @router.get("/{model}/versions/{version}", summary="Model version metadata (v2)")
 async def version_metadata(model: str, version: str, manager: ManagerDep,
                            signature_name: str | None = None) -> dict:
-    return model_metadata(manager, model, parse_version(version), signature_name)
+    return model_metadata(manager, model, resolve_version(manager, model, version),
+                          signature_name)
 
 
 def _ready(manager: ModelManager, model: str, version: int | None) -> dict:
@@ -95,7 +96,7 @@ async def model_ready(model: str, manager: ManagerDep) -> dict:
 
 @router.get("/{model}/versions/{version}/ready", summary="Model version readiness (v2)")
 async def version_ready(model: str, version: str, manager: ManagerDep) -> dict:
-    return _ready(manager, model, parse_version(version))
+    return _ready(manager, model, resolve_version(manager, model, version))
 
 
 def _check_encoding(request: Request) -> None:
@@ -134,7 +135,8 @@ async def model_infer(request: Request, model: str) -> Response:
 
 
 async def version_infer(request: Request, model: str, version: str) -> Response:
-    return await infer(request, model, parse_version(version))
+    return await infer(request, model,
+                       resolve_version(request.app.state.manager, model, version))
 
 
 TENSOR = {"type": "object", "required": ["name", "shape", "datatype"], "properties": {
