@@ -60,13 +60,22 @@ def prepare_shared_dir(given: Path | None) -> tuple[Path, bool]:
 
 
 def alive(pid: int) -> bool:
+    """Running: a killed worker that its supervisor has not reaped yet (a zombie) is dead."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, someone else's: not one of ours, but not dead either
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS), or gone meanwhile
+        return False
+    return stat.rpartition(")")[2].split()[0] == "Z"  # the state follows "(command)"
 
 
 def reap_dead(shared: Path) -> list[int]:

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -167,3 +168,16 @@ def test_sigterm_drains_every_worker_and_exits_0(server):
     log = server.log.read_text()
     assert log.count("Application shutdown complete") == 2
     assert not any(server.shared.glob("workers/*.json"))  # every worker withdrew
+
+
+def test_a_dead_worker_not_yet_reaped_counts_as_dead():
+    import sys
+
+    from app.workers import alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    wait_for(lambda: Path(f"/proc/{child.pid}/stat").read_text().split(") ")[1][0] == "Z",
+             timeout=30)  # exited, not yet waited for: a zombie
+    assert not alive(child.pid)
+    child.wait()
+    assert not alive(child.pid) and alive(os.getpid())
