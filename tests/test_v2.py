@@ -381,3 +381,16 @@ def test_every_v2_example_of_the_openapi_document_runs(server):
     assert {path.split("/")[3] for path, _ in ran} == {
         "mnist", "cifar10", "cifar10_transfer", "imdb_sentiment"}
     assert ("/v2/models/imdb_sentiment/infer", "predict_text") in ran
+
+
+def test_nested_and_flat_data_are_the_same_tensor(server, client, digits):
+    name, output = _mnist_io(client)
+    answers = []
+    for data in (digits[:2].reshape(-1).tolist(), digits[:2].tolist()):
+        response = httpx.post(server + "/v2/models/mnist/infer", json={"inputs": [
+            {"name": name, "datatype": "FP32", "shape": [2, 784], "data": data}]})
+        assert response.status_code == 200, response.text
+        (tensor,) = response.json()["outputs"]
+        assert tensor["name"] == output and tensor["shape"] == [2, 10]
+        answers.append(tensor["data"])
+    assert len(answers[0]) == 20 and answers[0] == answers[1]
