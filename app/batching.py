@@ -10,7 +10,12 @@ Bounds: a full queue refuses new requests at once (`Overloaded`, 503), and so do
 holding more work than the new request's deadline leaves time for (measured rows/s), so
 overload is refused in microseconds instead of timing out after the deadline; a request that
 still cannot finish in time gets `DeadlineExceeded` (504) and its rows are dropped from the
-queue if they have not run yet. A failing batch fails every request in it, and nothing else.
+queue if they have not run yet.
+
+Failures: input the model rejects (`InvalidInput`) can be pinned on a request, so that batch
+runs again request by request and only the bad one gets its 400; any other failure is the
+model's, and fails its batch once (one call, one logged traceback) and nothing else. The
+version's circuit breaker (app.breaker) counts those and, once open, refuses at once.
 
 The timeout ends early when waiting cannot help (app.traffic): when every request in the
 server is parked in a batcher, no batch-mate can come but from the network, so a lone request
@@ -32,7 +37,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.admission import DeadlineAdmission
-from app.errors import DeadlineExceeded, ModelFailed, Overloaded, ServingError
+from app.breaker import CircuitBreaker
+from app.errors import DeadlineExceeded, InvalidInput, ModelFailed, Overloaded, ServingError
 from app.traffic import Traffic
 
 log = logging.getLogger(__name__)
@@ -113,10 +119,11 @@ class BoundedRunner:
 
     def __init__(self, run: RunFn, executor: Executor, *, max_queue_rows: int, name: str,
                  on_batch: Callable[[int], None] | None = None,
-                 traffic: Traffic | None = None):
+                 traffic: Traffic | None = None, breaker: CircuitBreaker | None = None):
         if max_queue_rows < 1:
             raise ValueError("max_queue_rows must be >= 1")
         self.name = name
+        self.breaker = breaker
         self._traffic = traffic
         self._run = run
         self._executor = executor
@@ -135,6 +142,8 @@ class BoundedRunner:
         return self._in_flight
 
     def _admit(self, rows: int) -> None:
+        if self.breaker is not None:
+            self.breaker.admit()
         if self._closing:
             raise Overloaded(f"{self.name} is shutting down; retry on another instance")
         if self._queued_rows + rows > self.max_queue_rows:
@@ -165,11 +174,12 @@ class Batcher(BoundedRunner):
 
     def __init__(self, run: RunFn, executor: Executor, *, max_batch_size: int,
                  batch_timeout_ms: float, max_queue_rows: int, name: str = "",
-                 on_batch: Callable[[int], None] | None = None, traffic: Traffic | None = None):
+                 on_batch: Callable[[int], None] | None = None, traffic: Traffic | None = None,
+                 breaker: CircuitBreaker | None = None):
         if max_batch_size < 1 or batch_timeout_ms < 0:
             raise ValueError("max_batch_size must be >= 1 and batch_timeout_ms >= 0")
         super().__init__(run, executor, max_queue_rows=max_queue_rows, name=name,
-                         on_batch=on_batch, traffic=traffic)
+                         on_batch=on_batch, traffic=traffic, breaker=breaker)
         self.max_batch_size = max_batch_size
         self._timeout = batch_timeout_ms / 1000.0
         self._queue: collections.deque[Pending] = collections.deque()
@@ -221,6 +231,9 @@ class Batcher(BoundedRunner):
                     await self._arrived.wait()
 
     async def _execute(self, batch: list[Pending]) -> None:
+        if self.breaker is not None and not self.breaker.may_run():
+            self._fail(batch, self.breaker.unavailable())  # no call to a model known broken
+            return
         rows = sum(p.rows for p in batch)
         if self._on_batch is not None:
             self._on_batch(rows)
@@ -229,19 +242,29 @@ class Batcher(BoundedRunner):
         try:
             results = await self._run_batch(batch)
             self.admission.record(rows, time.monotonic() - started)
-        except ServingError as err:
+        except InvalidInput as err:
+            self._record(None)  # the model works; an input is bad
             if len(batch) == 1:
                 self._fail(batch, err)
                 return
-            # One bad request must not fail its batch-mates: run each alone.
+            # pinned on an input: run each alone, so batch-mates still get their answers
             for pending in batch:
                 await self._execute_alone(pending)
             return
+        except ServingError as err:  # the model's own failure: the batch fails, once
+            self._record(err)
+            self._fail(batch, err)
+            return
         finally:
             self._running_rows = 0
+        self._record(None)
         for pending, result in zip(batch, results, strict=True):
             if not pending.future.done():
                 pending.future.set_result(result)
+
+    def _record(self, failure: ServingError | None) -> None:
+        if self.breaker is not None:
+            self.breaker.record(failure)
 
     async def _execute_alone(self, pending: Pending) -> None:
         if pending.future.done():
@@ -249,6 +272,7 @@ class Batcher(BoundedRunner):
         try:
             (result,) = await self._run_batch([pending])
         except ServingError as err:
+            self._record(None if isinstance(err, InvalidInput) else err)
             self._fail([pending], err)
         else:
             if not pending.future.done():
@@ -291,13 +315,22 @@ class Unbatched(BoundedRunner):
 
     async def submit(self, inputs: Arrays, rows: int, deadline: float) -> Arrays:
         self._admit(rows)
+        if self.breaker is not None and not self.breaker.may_run():
+            raise self.breaker.unavailable()
         self._queued_rows += rows
         loop = asyncio.get_running_loop()
         try:
             future = loop.run_in_executor(self._executor, self._call, inputs, rows)
-            return await self._wait(future, deadline)
+            result = await self._wait(future, deadline)
+        except ModelFailed as err:
+            if self.breaker is not None:
+                self.breaker.record(err)
+            raise
         finally:
             self._queued_rows -= rows
+        if self.breaker is not None:
+            self.breaker.record(None)
+        return result
 
     def _call(self, inputs: Arrays, rows: int) -> Arrays:
         if self._on_batch is not None:

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from app import loader
 from app.batching import Batcher, Unbatched
+from app.breaker import CircuitBreaker
 from app.errors import NotFound, NotReady
 from app.metrics import Metrics
 from app.repository import Repository, VersionFailure
@@ -188,11 +189,16 @@ class ModelManager:
 
     def _attach_batchers(self, servable: Servable, runners: dict[str, loader.Runner]) -> None:
         policy = self.settings.batching_for(servable.name)
+        version = (servable.name, str(servable.version))
+        servable.breaker = CircuitBreaker(
+            "/".join(version), self.settings.breaker_failures, self.settings.breaker_cooldown_s,
+            on_trip=self.metrics.breaker_trips.labels(*version).inc)
         for sig_name, runner in runners.items():
-            labels = (servable.name, str(servable.version), sig_name)
+            labels = (*version, sig_name)
             common = {"name": f"{servable.name}/{servable.version}/{sig_name}",
                       "max_queue_rows": policy.max_queue_rows, "traffic": self.traffic,
-                      "on_batch": self.metrics.batch_size.labels(*labels).observe}
+                      "on_batch": self.metrics.batch_size.labels(*labels).observe,
+                      "breaker": servable.breaker}
             if policy.enabled:
                 batcher = Batcher(runner, self.executor, max_batch_size=policy.max_batch_size,
                                   batch_timeout_ms=policy.batch_timeout_ms, **common)

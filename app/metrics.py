@@ -45,6 +45,9 @@ class Metrics:
                                     "Time to warm up a model version, all signatures (the "
                                     "slowest worker).", ("model", "version"), registry=r,
                                     multiprocess_mode="max")
+        self.breaker_trips = Counter("tfserve_breaker_trips",
+                                     "Times a version's circuit breaker opened.",
+                                     ("model", "version"), registry=r)
         self.model_failures = Counter("tfserve_model_load_failures",
                                       "Versions that failed to load.", ("model",), registry=r)
 

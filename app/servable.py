@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.batching import Batcher, Unbatched
+from app.breaker import CircuitBreaker
 from app.errors import NotFound
 from app.signatures import SignatureInfo
 
@@ -40,8 +41,14 @@ class Servable:
     labels: list[str] = field(default_factory=list)
     training_metrics: dict | None = None  # the export's metrics.json
     batchers: dict[str, Batcher | Unbatched] = field(default_factory=dict)
+    breaker: CircuitBreaker | None = None
     users: int = 0  # requests holding this version
     handle: object = field(default=None, repr=False)  # keeps the TensorFlow objects alive
+
+    @property
+    def healthy(self) -> bool:
+        """False while its circuit breaker is open (app.breaker)."""
+        return self.breaker is None or self.breaker.healthy
 
     def signature(self, name: str) -> SignatureInfo:
         try:

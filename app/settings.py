@@ -89,6 +89,11 @@ class Settings(BaseSettings):
         None, validation_alias="PROMETHEUS_MULTIPROC_DIR",
         description="folder the workers share (metrics, readiness); `python -m app` makes "
                     "a temporary one when workers > 1")
+    breaker_failures: int = Field(
+        5, ge=0, description="failed batches in a row that open a version's circuit breaker "
+                             "(503 at once until a probe succeeds; 0: no breaker)")
+    breaker_cooldown_s: PositiveFloat = Field(
+        10.0, description="how long an open breaker refuses before one probe batch runs")
     shutdown_grace_s: PositiveFloat = Field(
         30.0, description="on SIGTERM, how long in-flight requests may take to finish")
     direct_predict: bool = Field(

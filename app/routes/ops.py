@@ -28,10 +28,22 @@ async def healthz() -> dict:
 
 
 def readiness(manager: ModelManager, request: Request) -> tuple[bool, dict]:
-    """Ready when this worker's models are; with several workers, when all of them are."""
+    """Ready when this worker's models are; with several workers, when all of them are.
+
+    A version whose circuit breaker is open is listed under "unhealthy" with the reason; the
+    server stays ready while any version serves (the others' traffic, and the probes that
+    close a breaker again, need it), and is not ready once none can."""
     if not manager.ready:
         return False, {"error": manager.not_ready_reason}
-    body = {"models": {m: sorted(v) for m, v in manager.servables.items()}}
+    body: dict = {"models": {m: sorted(v) for m, v in manager.servables.items()}}
+    unhealthy = {f"{s.name}/{s.version}": s.breaker.reason
+                 for versions in manager.servables.values() for s in versions.values()
+                 if not s.healthy}
+    if unhealthy:
+        body["unhealthy"] = unhealthy
+        serving = sum(len(versions) for versions in manager.servables.values())
+        if len(unhealthy) == serving:
+            return False, {"error": "every model version's circuit breaker is open", **body}
     board = request.app.state.worker_board
     if board is not None:
         ready, reason, body["workers"] = board.readiness()

@@ -30,15 +30,16 @@ router = APIRouter(prefix="/v1/models", tags=list(TAGS))
 DEFAULT_SIGNATURE = "serving_default"
 
 
-def _version_status(version: int, state: str, error: str = "") -> dict:
+def _version_status(version: int, state: str, error: str = "", code: str = "UNKNOWN") -> dict:
     return {"version": str(version), "state": state,
-            "status": {"error_code": "UNKNOWN" if error else "OK", "error_message": error}}
+            "status": {"error_code": code if error else "OK", "error_message": error}}
 
 
 def status(manager: ModelManager, model: str, version: int | None) -> dict:
     loaded = manager.servables.get(model, {})
     failed = manager.failures.get(model, {})
-    entries = {v: _version_status(v, s.state.value) for v, s in loaded.items()}
+    entries = {v: _version_status(v, s.state.value, "" if s.healthy else s.breaker.reason,
+                                  "UNAVAILABLE") for v, s in loaded.items()}
     entries.update({v: _version_status(v, "END", f.error) for v, f in failed.items()
                     if v not in entries})
     if not entries:

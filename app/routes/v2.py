@@ -86,6 +86,8 @@ async def version_metadata(model: str, version: str, manager: ManagerDep,
 
 def _ready(manager: ModelManager, model: str, version: int | None) -> dict:
     servable = manager.get(model, version)  # only serving versions are found
+    if not servable.healthy:
+        raise servable.breaker.unavailable()
     return {"name": servable.name, "version": str(servable.version), "ready": True}
 
 
