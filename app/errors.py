@@ -1,8 +1,8 @@
 """One error type for the HTTP layer, mapped to TensorFlow Serving's statuses.
 
-Handlers raise a `ServingError` subclass; `install(app)` turns it into `{"error": "..."}` with
-its status. Anything else is logged with its traceback and answered with a generic 500 that
-reveals no internals.
+Handlers raise a `ServingError` subclass; `install(app)` turns it into `{"error": "...",
+"request_id": "..."}` with its status. Anything else is logged with its traceback and
+answered with a generic 500 that reveals no internals.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
+
+from app import tracing
 
 log = logging.getLogger(__name__)
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[\w.\-]+/)+[\w.\-]*")
@@ -85,7 +87,12 @@ class ModelFailed(ServingError):
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None):
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+    """`{"error": ..., "request_id": ...}`: the id also names the request's log lines."""
+    body = {"error": message}
+    request_id = tracing.current_id()
+    if request_id is not None:
+        body["request_id"] = request_id
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def serving_error_response(err: ServingError):

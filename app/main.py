@@ -2,14 +2,16 @@
 
 The manager loads and warms up the models in the background after startup, so /healthz
 answers at once and /readyz says 503 until every model is warm. Requests pass, outermost
-first: CORS (when configured), the request count (app.traffic), the body limit, the fast
-path of the predict routes (app.routes.table), then FastAPI's router for everything else.
+first: CORS (when configured), the request id (app.tracing), the request count
+(app.traffic), the body limit, the fast path of the predict routes (app.routes.table), then
+FastAPI's router for everything else.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -20,9 +22,11 @@ from app.manager import ModelManager
 from app.metrics import Metrics
 from app.middleware import BodyLimit, CountRequests
 from app.predict import PredictCore
+from app.request_log import RequestLog
 from app.routes import PREDICT_ROUTES, PROTOCOLS, ops, v2
 from app.routes.table import FastPath, api_router
 from app.settings import Settings, get_settings
+from app.tracing import RequestID
 from app.traffic import Traffic
 
 VERSION = "0.1.0"
@@ -44,6 +48,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.model_config_file is None and not settings.model_dir.is_dir():
             raise RuntimeError(f"model directory {settings.model_dir.resolve()} does not "
                                "exist: set TFSERVE_MODEL_DIR or run `make models`")
+        if request_log is not None:
+            request_log.start()
+            with contextlib.suppress(ValueError):  # not the main thread (in-process tests)
+                signal.signal(signal.SIGHUP, lambda *_: request_log.reopen())
         background = [manager.start()]
         if board is not None:
             workers.reap_dead(settings.multiproc_dir)
@@ -61,18 +69,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await manager.close()
+            if request_log is not None:
+                await asyncio.to_thread(request_log.close)
 
     app = FastAPI(title="tfserve", version=VERSION, lifespan=lifespan, docs_url=None,
                   redoc_url=None, openapi_url="/openapi.json")
     app.state.settings = settings
     app.state.manager = manager
     app.state.worker_board = board
-    app.state.core = PredictCore(manager, settings, metrics)
+    request_log = None
+    if settings.request_log:
+        request_log = RequestLog(settings.request_log, settings.request_log_sample,
+                                 settings.request_log_payloads, settings.request_log_max_bytes,
+                                 on_drop=metrics.request_log_dropped.inc)
+    app.state.core = PredictCore(manager, settings, metrics, request_log)
     errors.install(app)
     if settings.direct_predict:  # innermost: inside the body limit and the request count
         app.add_middleware(FastPath, routes=PREDICT_ROUTES)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(CountRequests, traffic=traffic)
+    app.add_middleware(RequestID)  # outside the body limit: its 413 carries the id too
     if settings.cors_origins:  # outermost, so refusals carry CORS headers too
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST"],

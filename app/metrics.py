@@ -48,6 +48,9 @@ class Metrics:
         self.breaker_trips = Counter("tfserve_breaker_trips",
                                      "Times a version's circuit breaker opened.",
                                      ("model", "version"), registry=r)
+        self.request_log_dropped = Counter("tfserve_request_log_dropped",
+                                           "Request log lines dropped: its queue was full.",
+                                           registry=r)
         self.model_failures = Counter("tfserve_model_load_failures",
                                       "Versions that failed to load.", ("model",), registry=r)
 

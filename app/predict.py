@@ -19,10 +19,12 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app import codecs
+from app import codecs, tracing
+from app import request_log as request_log_module
 from app.errors import ServingError, UnsupportedMediaType
 from app.manager import ModelManager
 from app.metrics import Metrics
+from app.request_log import RequestLog
 from app.servable import Servable
 from app.settings import Settings
 from app.signatures import SignatureInfo
@@ -54,10 +56,12 @@ class Prediction:
 class PredictCore:
     """The models, the limits and the request metrics, as every predict route needs them."""
 
-    def __init__(self, manager: ModelManager, settings: Settings, metrics: Metrics):
+    def __init__(self, manager: ModelManager, settings: Settings, metrics: Metrics,
+                 request_log: RequestLog | None = None):
         self.manager = manager
         self.settings = settings
         self.metrics = metrics
+        self.request_log = request_log
 
     def call(self, model: str, version: int | None, signature: str,
              started: float | None = None) -> PredictCall:
@@ -71,7 +75,7 @@ class PredictCall:
     """One request's hold on a model version, from lookup to its encoded answer."""
 
     __slots__ = ("core", "model", "version", "signature_name", "started", "servable",
-                 "signature")
+                 "signature", "rows", "inputs", "outputs")
 
     def __init__(self, core: PredictCore, model: str, version: int | None, signature: str,
                  started: float):
@@ -82,6 +86,9 @@ class PredictCall:
         self.started = started
         self.servable: Servable | None = None
         self.signature: SignatureInfo | None = None
+        self.rows = 0
+        self.inputs: Arrays | None = None
+        self.outputs: Arrays | None = None
 
     async def __aenter__(self) -> PredictCall:
         servable = self.core.manager.get(self.model, self.version)
@@ -94,7 +101,9 @@ class PredictCall:
         """The signature's outputs for `rows` rows of decoded `arrays`, within the deadline."""
         deadline = time.monotonic() + self.core.settings.request_timeout_s
         batcher = self.servable.batchers[self.signature_name]
-        return await batcher.submit(arrays, rows, deadline)
+        self.rows, self.inputs = rows, arrays
+        self.outputs = await batcher.submit(arrays, rows, deadline)
+        return self.outputs
 
     async def __aexit__(self, kind, error, _) -> None:
         servable = self.servable
@@ -105,8 +114,24 @@ class PredictCall:
             status = str(error.status) if isinstance(error, ServingError) else "error"
         metrics = self.core.metrics
         labels = (servable.name, str(servable.version), self.signature_name)
+        latency = time.perf_counter() - self.started
         metrics.requests.labels(*labels, status).inc()
-        metrics.latency.labels(*labels).observe(time.perf_counter() - self.started)
+        metrics.latency.labels(*labels).observe(latency)
+        request_log = self.core.request_log
+        if request_log is not None and request_log.sampled():
+            request_log.add(self._log_line(request_log, status, latency))
+
+    def _log_line(self, request_log: RequestLog, status: str, latency: float) -> dict:
+        context = tracing.CURRENT.get()
+        line = {"time": time.time(), "request_id": context.id if context else None,
+                "model": self.servable.name, "version": self.servable.version,
+                "signature": self.signature_name,
+                "protocol": request_log_module.protocol_of(context.path) if context else None,
+                "rows": self.rows, "status": status, "latency_ms": round(latency * 1000, 3)}
+        if request_log.payloads:
+            line["inputs"] = request_log_module.payload(self.inputs or {})
+            line["outputs"] = request_log_module.payload(self.outputs or {})
+        return line
 
 
 def require_json(request: Request) -> None:

@@ -94,6 +94,17 @@ class Settings(BaseSettings):
                              "(503 at once until a probe succeeds; 0: no breaker)")
     breaker_cooldown_s: PositiveFloat = Field(
         10.0, description="how long an open breaker refuses before one probe batch runs")
+    request_log: str | None = Field(
+        None, description="a file to append one JSON line per sampled prediction request "
+                          "to, or `stdout` (unset: no request log)")
+    request_log_sample: float = Field(
+        1.0, ge=0, le=1, description="share of prediction requests written to the request log")
+    request_log_payloads: bool = Field(
+        False, description="also log inputs and outputs (each array cut to its dtype and "
+                           "shape past 4 KiB)")
+    request_log_max_bytes: int = Field(
+        0, ge=0, description="rotate the request log to `<file>.1` past this size (0: never; "
+                             "SIGHUP reopens it for logrotate)")
     shutdown_grace_s: PositiveFloat = Field(
         30.0, description="on SIGTERM, how long in-flight requests may take to finish")
     direct_predict: bool = Field(

@@ -1,0 +1,69 @@
+"""Every request traceable: its id, from the client or made here, on the response, in the logs.
+
+`X-Request-ID` is taken from the request when it is printable ASCII of at most 128
+characters, generated otherwise, and returned on every response, errors included. The id
+and the request's path live in a context variable for the request's task, where error
+bodies, the log lines (uvicorn's access line included) and the request log find them.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import uuid
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HEADER = "x-request-id"
+MAX_LENGTH = 128
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    id: str
+    path: str
+
+
+CURRENT: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
+    "request", default=None)
+
+
+def current_id() -> str | None:
+    context = CURRENT.get()
+    return context.id if context else None
+
+
+def valid(given: bytes) -> bool:
+    return 0 < len(given) <= MAX_LENGTH and all(0x20 < c < 0x7F for c in given)
+
+
+class RequestID:
+    """ASGI middleware (outermost but CORS): the id in, the id out."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
+        request_id = given.decode() if valid(given) else uuid.uuid4().hex
+        CURRENT.set(RequestContext(request_id, scope["path"]))
+        header = (b"x-request-id", request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+class RequestIDFilter(logging.Filter):
+    """Gives every log record a `request_id` ("-" outside requests)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = current_id() or "-"
+        return True
