@@ -156,3 +156,32 @@ def test_an_empty_repository_is_not_ready_until_a_model_appears(models_dir, tmp_
         copy_version(models_dir, tmp_path, "mnist", 1, 1)
         wait_for(lambda: httpx.get(url + "/readyz").status_code == 200)
         assert predict_version(url, None).status_code == 200
+
+
+def test_a_hot_reload_under_64_clients_loses_nothing_and_mixes_no_versions(models_dir,
+                                                                           tmp_path):
+    import threading
+
+    from tests import load
+
+    repository = tmp_path / "models"
+    copy_version(models_dir, repository, "mnist", 1, 1)
+    with running_server(repository, poll_interval_s=0.2, max_versions=1) as url:
+        body = json.dumps({"instances": [[0.5] * 784]}).encode()
+        reloaded = threading.Timer(1.0, copy_version, (models_dir, repository, "mnist", 1, 2))
+        reloaded.start()
+        answers, seconds = asyncio.run(load.run(url, "/v1/models/mnist:predict", body,
+                                                12_000, 64))
+        reloaded.join()
+        statuses = [a.status for a in answers]
+        versions = [a.headers["x-model-version"] for a in answers]
+        print(f"hot reload under 64 clients: {len(answers)} requests in {seconds:.1f}s, "
+              f"{versions.count('1')} answered by version 1, {versions.count('2')} by 2")
+        assert statuses == [200] * len(answers)
+        assert set(versions) == {"1", "2"}  # each answer names exactly one version
+        # the last answers all come from the new version, and the old one is released
+        assert set(versions[-1000:]) == {"2"}
+        wait_for(lambda: status(url, "mnist") == {"2": "AVAILABLE"})
+        batches = httpx.get(url + "/metrics").text
+        assert 'tfserve_batch_size_count{model="mnist",signature="serving_default",version="2"}' \
+            in batches  # batches are per version: a batch never mixes them

@@ -23,7 +23,7 @@ from starlette.responses import Response
 from app import codecs
 from app.errors import InvalidInput, ServingError, UnsupportedMediaType
 from app.images import check_image_size
-from app.predict import JSONBody, PredictCall, PredictCore, read_json
+from app.predict import JSONBody, PredictCall, PredictCore, read_json, version_header
 from app.routes.params import query_flag
 from app.routes.table import PredictRoute
 from app.signatures import SignatureInfo
@@ -94,7 +94,8 @@ async def predict_image(request: Request, model: str) -> Response:
     async with core.call(model, None, "predict_image", started) as call:
         rows = await _predict_strings(call, [data for _, data in files], full)
         return JSONBody({"predictions": [{"file": name, **row}
-                                         for (name, _), row in zip(files, rows, strict=True)]})
+                                         for (name, _), row in zip(files, rows, strict=True)]},
+                        headers=version_header(call.servable.version))
 
 
 async def predict_text(request: Request, model: str) -> Response:
@@ -112,7 +113,8 @@ async def predict_text(request: Request, model: str) -> Response:
     async with core.call(model, None, "predict_text", started) as call:
         rows = await _predict_strings(call, [t.encode("utf-8") for t in texts], full)
         return JSONBody({"predictions": [{"text": t, **row}
-                                         for t, row in zip(texts, rows, strict=True)]})
+                                         for t, row in zip(texts, rows, strict=True)]},
+                        headers=version_header(call.servable.version))
 
 
 IMAGE_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
