@@ -1,10 +1,18 @@
-"""Admission by deadline: refuse at once the work a queue cannot finish in time.
+"""Admission by deadline and queue delay: refuse at once the work that would wait too long.
 
 Under overload a queue grows until requests time out after their whole deadline: every
 client waits, then fails. Instead each batcher measures the rows per second its model
 sustains and asks this policy, before queueing, whether the rows ahead of a new request and
-its own rows can run within the time its deadline leaves. A refusal costs microseconds and
-carries Retry-After, so a client or proxy retries elsewhere.
+its own rows can run within the time its deadline leaves, and within the queue-delay target.
+A refusal costs microseconds and carries Retry-After, so a client or proxy retries elsewhere.
+
+The deadline alone lets the queue fill up to 80% of it, so under overload every accepted
+request waits nearly its whole deadline. The target (TFSERVE_MAX_QUEUE_DELAY_MS, per model
+in TFSERVE_MODEL_OVERRIDES) caps the estimated wait. By default it is QUEUE_DELAY_CALLS times
+the fastest model call seen (the cost of a call of a row or two: what a request pays at low
+load), and at least QUEUE_DELAY_FLOOR_S, so that a fast model is not refused over scheduling
+jitter. Anchored on the fastest call, the target does not grow with the batches that
+overload builds; batches stay near the size that keeps the model busy.
 """
 
 from __future__ import annotations
@@ -15,14 +23,19 @@ import time
 from app.errors import Overloaded
 
 DEADLINE_MARGIN = 0.8  # admit work estimated to end within this share of the time left
+QUEUE_DELAY_CALLS = 4.0
+QUEUE_DELAY_FLOOR_S = 0.05
 
 
 class DeadlineAdmission:
     """The measured model rate, and the admission check built on it."""
 
-    def __init__(self, name: str, margin: float = DEADLINE_MARGIN, window: int = 16):
+    def __init__(self, name: str, margin: float = DEADLINE_MARGIN, window: int = 16,
+                 max_queue_delay_s: float | None = None):
         self.name = name
         self.margin = margin
+        self.max_queue_delay_s = max_queue_delay_s  # None: derived from the fastest call
+        self.fastest_call_s: float | None = None
         self._rates: collections.deque[float] = collections.deque(maxlen=window)
         self._batches_seen = 0
 
@@ -31,6 +44,7 @@ class DeadlineAdmission:
         self._batches_seen += 1
         if self._batches_seen > 1:
             self._rates.append(rows / max(seconds, 1e-6))
+            self.fastest_call_s = min(seconds, self.fastest_call_s or seconds)
 
     @property
     def rows_per_s(self) -> float | None:
@@ -50,3 +64,12 @@ class DeadlineAdmission:
         if wait > self.margin * (deadline - time.monotonic()):
             raise Overloaded(f"{self.name}: the queue holds ~{wait:.1f}s of work, more than "
                              "the request deadline; retry shortly")
+        target = self.queue_delay_target_s()
+        if wait > target:
+            raise Overloaded(f"{self.name}: the queue holds ~{wait * 1000:.0f} ms of work, "
+                             f"over its {target * 1000:.0f} ms target; retry shortly")
+
+    def queue_delay_target_s(self) -> float:
+        if self.max_queue_delay_s is not None:
+            return self.max_queue_delay_s
+        return max(QUEUE_DELAY_FLOOR_S, QUEUE_DELAY_CALLS * (self.fastest_call_s or 0))

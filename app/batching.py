@@ -175,7 +175,7 @@ class Batcher(BoundedRunner):
     def __init__(self, run: RunFn, executor: Executor, *, max_batch_size: int,
                  batch_timeout_ms: float, max_queue_rows: int, name: str = "",
                  on_batch: Callable[[int], None] | None = None, traffic: Traffic | None = None,
-                 breaker: CircuitBreaker | None = None):
+                 breaker: CircuitBreaker | None = None, max_queue_delay_ms: float = 0):
         if max_batch_size < 1 or batch_timeout_ms < 0:
             raise ValueError("max_batch_size must be >= 1 and batch_timeout_ms >= 0")
         super().__init__(run, executor, max_queue_rows=max_queue_rows, name=name,
@@ -185,7 +185,8 @@ class Batcher(BoundedRunner):
         self._queue: collections.deque[Pending] = collections.deque()
         self._arrived = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self.admission = DeadlineAdmission(name)
+        self.admission = DeadlineAdmission(
+            name, max_queue_delay_s=max_queue_delay_ms / 1000 if max_queue_delay_ms else None)
         self._running_rows = 0  # rows of the batch the model is running now
 
     def start(self) -> None:

@@ -201,7 +201,8 @@ class ModelManager:
                       "breaker": servable.breaker}
             if policy.enabled:
                 batcher = Batcher(runner, self.executor, max_batch_size=policy.max_batch_size,
-                                  batch_timeout_ms=policy.batch_timeout_ms, **common)
+                                  batch_timeout_ms=policy.batch_timeout_ms,
+                                  max_queue_delay_ms=policy.max_queue_delay_ms, **common)
             else:
                 batcher = Unbatched(runner, self.executor, **common)
             batcher.start()

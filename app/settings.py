@@ -23,6 +23,7 @@ class BatchingOverride(BaseModel):
     batch_timeout_ms: float | None = Field(None, ge=0)
     max_queue_rows: PositiveInt | None = None
     batching_enabled: bool | None = None
+    max_queue_delay_ms: float | None = Field(None, ge=0)
 
 
 class BatchingPolicy(BaseModel):
@@ -32,6 +33,7 @@ class BatchingPolicy(BaseModel):
     max_batch_size: int
     batch_timeout_ms: float
     max_queue_rows: int
+    max_queue_delay_ms: float
 
 
 class Settings(BaseSettings):
@@ -48,6 +50,9 @@ class Settings(BaseSettings):
         2.0, ge=0, description="how long the oldest request may wait for a batch to fill")
     max_queue_rows: PositiveInt = Field(
         4096, description="rows waiting per signature before new requests get 503")
+    max_queue_delay_ms: float = Field(
+        0, ge=0, description="admit a request only if its estimated wait in the queue stays "
+                             "under this (0: 4x the fastest model call seen, at least 50 ms)")
     model_overrides: dict[str, BatchingOverride] = Field(
         default_factory=dict, description="per-model batching knobs (JSON)")
     request_timeout_s: PositiveFloat = Field(
@@ -136,7 +141,8 @@ class Settings(BaseSettings):
         return BatchingPolicy(enabled=pick("batching_enabled"),
                               max_batch_size=pick("max_batch_size"),
                               batch_timeout_ms=pick("batch_timeout_ms"),
-                              max_queue_rows=pick("max_queue_rows"))
+                              max_queue_rows=pick("max_queue_rows"),
+                              max_queue_delay_ms=pick("max_queue_delay_ms"))
 
 
 @lru_cache

@@ -276,7 +276,8 @@ def test_the_batcher_asks_admission_with_the_rows_ahead_of_a_request(executor):
     async def scenario():
         model = GatedModel()  # holds every call: the queue only grows
         batcher = Batcher(model, executor, max_batch_size=1, batch_timeout_ms=0,
-                          max_queue_rows=1000, name="gated")
+                          max_queue_rows=1000, name="gated",
+                          max_queue_delay_ms=10_000)  # the deadline decides here
         batcher.admission.record(1, 1.0)  # warm-up
         batcher.admission.record(10, 1.0)  # the model is known to run 10 rows/s
         batcher.start()
@@ -294,3 +295,30 @@ def test_the_batcher_asks_admission_with_the_rows_ahead_of_a_request(executor):
     assert refused == 12 - 8  # each request decides before the batcher takes any
     served = [r for r in results if isinstance(r, dict)]
     assert [r["y"].item() for r in served] == [2.0 * i for i in range(8)]
+
+
+def test_admission_keeps_the_estimated_queue_delay_under_its_target():
+    now = time.monotonic()
+    far = now + 60  # the deadline is not what refuses here
+    derived = DeadlineAdmission("m/1/s")
+    derived.record(1, 10.0)  # warm-up: not a measure of the model
+    derived.record(10, 1.0)  # 10 rows/s
+    derived.record(1, 0.2)  # the fastest call: 0.2 s, so the target is 0.8 s
+    derived.check(6, 1, far)  # ~0.7 s
+    with pytest.raises(Overloaded, match="over its 800 ms target"):
+        derived.check(8, 1, far)  # ~0.9 s
+    derived.record(64, 3.0)  # big batches under load do not raise the target
+    with pytest.raises(Overloaded, match="800 ms target"):
+        derived.check(60, 1, far)
+    configured = DeadlineAdmission("m/1/s", max_queue_delay_s=0.3)
+    configured.record(1, 10.0)
+    configured.record(10, 1.0)
+    configured.check(2, 1, far)
+    with pytest.raises(Overloaded, match="300 ms target"):
+        configured.check(3, 1, far)
+    fast = DeadlineAdmission("m/1/s")
+    fast.record(1, 10.0)
+    fast.record(64, 0.001)  # 64k rows/s, a call in 1 ms: 4 ms, so the 50 ms floor holds
+    fast.check(3_000, 1, far)
+    with pytest.raises(Overloaded, match="50 ms target"):
+        fast.check(3_300, 1, far)
