@@ -23,7 +23,7 @@ import time
 from app.errors import Overloaded
 
 DEADLINE_MARGIN = 0.8  # admit work estimated to end within this share of the time left
-QUEUE_DELAY_CALLS = 4.0
+QUEUE_DELAY_CALLS = 8.0
 QUEUE_DELAY_FLOOR_S = 0.05
 
 

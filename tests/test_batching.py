@@ -303,7 +303,7 @@ def test_admission_keeps_the_estimated_queue_delay_under_its_target():
     derived = DeadlineAdmission("m/1/s")
     derived.record(1, 10.0)  # warm-up: not a measure of the model
     derived.record(10, 1.0)  # 10 rows/s
-    derived.record(1, 0.2)  # the fastest call: 0.2 s, so the target is 0.8 s
+    derived.record(1, 0.1)  # the fastest call: 0.1 s, so the target is 0.8 s
     derived.check(6, 1, far)  # ~0.7 s
     with pytest.raises(Overloaded, match="over its 800 ms target"):
         derived.check(8, 1, far)  # ~0.9 s
@@ -318,7 +318,7 @@ def test_admission_keeps_the_estimated_queue_delay_under_its_target():
         configured.check(3, 1, far)
     fast = DeadlineAdmission("m/1/s")
     fast.record(1, 10.0)
-    fast.record(64, 0.001)  # 64k rows/s, a call in 1 ms: 4 ms, so the 50 ms floor holds
+    fast.record(64, 0.001)  # 64k rows/s, a call in 1 ms: 8 ms, so the 50 ms floor holds
     fast.check(3_000, 1, far)
     with pytest.raises(Overloaded, match="50 ms target"):
         fast.check(3_300, 1, far)
