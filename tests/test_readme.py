@@ -110,3 +110,35 @@ def test_the_readme_v2_examples_run_against_a_live_server(models_dir, tmp_path):
                                     cwd=tmp_path, text=True, capture_output=True, timeout=120)
             assert result.returncode == 0, (code, result.stdout, result.stderr)
             assert result.stdout.strip(), code
+
+
+def test_the_readme_model_config_and_label_examples_run(models_dir, tmp_path):
+    import shutil
+    import subprocess
+
+    from tests.server import running_server
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### TensorFlow Serving's model config"):
+                     readme.index("### Dynamic batching")]
+    config_text = re.search(r"```\n(model_config_list.*?)```", section, flags=re.S).group(1)
+    commands = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1)
+    base = tmp_path / "mnist"
+    for version in (1, 2):
+        shutil.copytree(models_dir / "mnist" / "1", base / str(version))
+    config = tmp_path / "models.config"
+    config.write_text(config_text.replace('"/models/mnist"', f'"{base}"'))
+    (tmp_path / "json_image.json").write_text(json.dumps(
+        {"instances": [{"image_input": [0.0] * 784}]}))
+    with running_server(tmp_path / "unused", poll_interval_s=0,
+                        env={"TFSERVE_MODEL_CONFIG": str(config)}) as url:
+        for line in commands.splitlines():
+            if not line.strip() or line.startswith("#"):
+                continue
+            runnable = "curl -sS --fail-with-body " + line[5:].replace(
+                "http://localhost:8089", url)
+            result = subprocess.run(["bash", "-c", runnable], cwd=tmp_path, text=True,
+                                    capture_output=True, timeout=120)
+            assert result.returncode == 0, (line, result.stdout, result.stderr)
+            if "/monitoring/" not in line:
+                assert json.loads(result.stdout), line
