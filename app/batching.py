@@ -186,7 +186,8 @@ class Batcher(BoundedRunner):
         self._arrived = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.admission = DeadlineAdmission(
-            name, max_queue_delay_s=max_queue_delay_ms / 1000 if max_queue_delay_ms else None)
+            name, batch_rows=max_batch_size,
+            max_queue_delay_s=max_queue_delay_ms / 1000 if max_queue_delay_ms else None)
         self._running_rows = 0  # rows of the batch the model is running now
 
     def start(self) -> None:

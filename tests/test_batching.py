@@ -300,25 +300,21 @@ def test_the_batcher_asks_admission_with_the_rows_ahead_of_a_request(executor):
 def test_admission_keeps_the_estimated_queue_delay_under_its_target():
     now = time.monotonic()
     far = now + 60  # the deadline is not what refuses here
-    derived = DeadlineAdmission("m/1/s")
+    derived = DeadlineAdmission("m/1/s", batch_rows=4)
     derived.record(1, 10.0)  # warm-up: not a measure of the model
-    derived.record(10, 1.0)  # 10 rows/s
-    derived.record(1, 0.1)  # the fastest call: 0.1 s, so the target is 0.8 s
+    derived.record(10, 1.0)  # 10 rows/s: a full batch of 4 in 0.4 s, two in 0.8 s
     derived.check(6, 1, far)  # ~0.7 s
     with pytest.raises(Overloaded, match="over its 800 ms target"):
         derived.check(8, 1, far)  # ~0.9 s
-    derived.record(64, 3.0)  # big batches under load do not raise the target
-    with pytest.raises(Overloaded, match="800 ms target"):
-        derived.check(60, 1, far)
-    configured = DeadlineAdmission("m/1/s", max_queue_delay_s=0.3)
+    configured = DeadlineAdmission("m/1/s", batch_rows=4, max_queue_delay_s=0.3)
     configured.record(1, 10.0)
     configured.record(10, 1.0)
     configured.check(2, 1, far)
     with pytest.raises(Overloaded, match="300 ms target"):
         configured.check(3, 1, far)
-    fast = DeadlineAdmission("m/1/s")
+    fast = DeadlineAdmission("m/1/s", batch_rows=64)
     fast.record(1, 10.0)
-    fast.record(64, 0.001)  # 64k rows/s, a call in 1 ms: 8 ms, so the 50 ms floor holds
-    fast.check(3_000, 1, far)
-    with pytest.raises(Overloaded, match="50 ms target"):
-        fast.check(3_300, 1, far)
+    fast.record(64, 0.001)  # 64k rows/s: two batches in 2 ms, so the 250 ms floor holds
+    fast.check(15_000, 1, far)
+    with pytest.raises(Overloaded, match="250 ms target"):
+        fast.check(16_500, 1, far)
