@@ -47,6 +47,7 @@ def main() -> int:
     bench.add_argument("--baseline", type=Path, help="source checkout of the baseline system")
     bench.add_argument("--docs", type=Path, help="also write the report there")
     args = parser.parse_args()
+    args.models_dir = args.models_dir.resolve()  # the baseline runs from another folder
     scenarios = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
     systems = [SHORT[s] for s in args.system] if args.system else SYSTEMS
     report = Report(machine=markdown_report.machine(),
