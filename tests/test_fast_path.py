@@ -78,7 +78,9 @@ async def answer(client: httpx.AsyncClient, path: str, body, headers: dict) -> t
         request = {"content": body}
     else:
         request = {"json": body}
-    response = await client.post(path, headers=headers, **request)
+    # one id for both paths: error bodies repeat it
+    response = await client.post(path, headers={**headers, "X-Request-ID": "same-id"},
+                                 **request)
     kept = {k: response.headers.get(k) for k in ("content-type", "www-authenticate",
                                                  "retry-after", "allow")}
     return response.status_code, kept, response.json()
