@@ -294,7 +294,9 @@ def test_a_failing_model_fails_only_its_own_requests(models_dir, tmp_path):
                                            *(call("mnist", [[0.0] * 784]) for _ in range(20)))
             return goods, results[:10], results[10:]
 
-    with running_server(tmp_path, poll_interval_s=0, batch_timeout_ms=20) as url:
+    # no circuit breaker here: ten failed batches would open it (tests/test_breaker.py)
+    with running_server(tmp_path, poll_interval_s=0, batch_timeout_ms=20,
+                        breaker_failures=0) as url:
         goods, bads, digits = asyncio.run(mixed_load(url))
         assert all(r.status_code == 200 and r.json()["predictions"] == [[2.0, 4.0, 6.0, 8.0]]
                    for r in goods), [r.text for r in goods]
