@@ -20,20 +20,35 @@ class Answer:
     headers: dict[str, str]
 
 
+async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                   request: bytes) -> Answer:
+    """One request on a keep-alive connection; the body is read (by Content-Length) and
+    dropped."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    await reader.readexactly(int(headers.get("content-length", 0)))
+    return Answer(int(lines[0].split()[1]), headers)
+
+
+def post_request(netloc: str, path: str, body: bytes, content_type: str = "application/json",
+                 headers: dict[str, str] | None = None) -> bytes:
+    """The bytes of one keep-alive POST."""
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    return (f"POST {path} HTTP/1.1\r\nHost: {netloc}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}\r\n").encode() + body
+
+
 async def _connection(host: str, port: int, requests: list[bytes], next_index, answers: list):
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while (index := next(next_index)) < len(requests):
-            writer.write(requests[index])
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            headers = {}
-            for line in lines[1:]:
-                if ":" in line:
-                    name, _, value = line.partition(":")
-                    headers[name.strip().lower()] = value.strip()
-            await reader.readexactly(int(headers.get("content-length", 0)))
-            answers[index] = Answer(int(lines[0].split()[1]), headers)
+            answers[index] = await exchange(reader, writer, requests[index])
     finally:
         writer.close()
 
@@ -42,12 +57,7 @@ async def run(url: str, path: str, body: bytes, count: int, clients: int,
               headers: callable = lambda i: {}) -> tuple[list[Answer], float]:
     """POST `body` to `path` `count` times over `clients` connections; (answers, seconds)."""
     parts = urlsplit(url)
-    requests = []
-    for i in range(count):
-        extra = "".join(f"{k}: {v}\r\n" for k, v in headers(i).items())
-        requests.append(f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-                        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-                        f"{extra}\r\n".encode() + body)
+    requests = [post_request(parts.netloc, path, body, headers=headers(i)) for i in range(count)]
     answers: list = [None] * count
     counter = itertools.count()
     started = time.perf_counter()
