@@ -16,7 +16,7 @@ OFFLINE_DATA ?= $(CURDIR)/../shared/keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: install keras-cache models models-full serve test lint clean compose-test swarm-test browser-test \
-	fuzz overload bench profile
+	fuzz overload soak bench profile
 
 install: $(VENV)/.installed
 
@@ -60,6 +60,10 @@ fuzz: install keras-cache
 
 overload: models
 	$(PY) -m bench.overload --models-dir $(MODELS_DIR)
+
+# 20 minutes of mixed traffic at 70% of capacity with versions rotating: drift checks and a plot
+soak: models
+	$(PY) -m bench.soak --models-dir $(MODELS_DIR) --docs docs
 
 # tfserve vs the in-process call, plain FastAPI, LitServe, the no-model floor (needs wrk)
 BENCH_IMAGE ?= $(wildcard ../shared/samples/images/koala.jpg)
