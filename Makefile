@@ -8,8 +8,11 @@ PY := $(VENV)/bin/python
 # cpu (tensorflow-cpu) or gpu (tensorflow with CUDA)
 FLAVOUR ?= cpu
 PROFILE ?= quick
-PORT ?= 8089
-MODELS_DIR ?= models
+# The port and the models folder are the app's own settings: TFSERVE_PORT and TFSERVE_MODEL_DIR
+# from the environment, else from .env, else 8089 and models/. On the command line,
+# `make serve PORT=9000 MODELS_DIR=/data/models` overrides them.
+MODELS_DIR ?= $(shell $(PY) -c 'from app.settings import Settings; print(Settings().model_dir)' \
+	2>/dev/null || echo models)
 # Keras' cache. Offline machines seed it with symlinks to a local copy of the data.
 export KERAS_HOME ?= $(CURDIR)/.keras
 OFFLINE_DATA ?= $(CURDIR)/../shared/keras
@@ -40,7 +43,8 @@ models-full: install keras-cache
 	$(PY) -m training all --profile full --models-dir $(MODELS_DIR)
 
 serve: models
-	TFSERVE_MODEL_DIR=$(MODELS_DIR) TFSERVE_PORT=$(PORT) $(PY) -m app
+	TFSERVE_MODEL_DIR=$(MODELS_DIR) $(if $(filter command line,$(origin PORT)),TFSERVE_PORT=$(PORT)) \
+		$(PY) -m app
 
 # lint first: a style error fails fast, before the suite's minutes
 test: lint keras-cache

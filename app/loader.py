@@ -11,7 +11,8 @@ everything the rest of the server needs in plain Python and numpy:
 - warm-up requests: TF Serving's `assets.extra/tf_serving_warmup_requests` (a TFRecord of
   PredictionLog protos, at most 1,000, as TF Serving reads it) when the export has it; every
   signature it leaves out warms up with its example as tensors, else one row of zeros;
-- labels (assets/labels.txt) and the training metrics (metrics.json).
+- labels (assets/labels.txt), the training metrics (metrics.json) and the model card
+  (assets.extra/model_card.json).
 Dropping the returned object (`handle`) releases the TensorFlow objects.
 """
 
@@ -45,6 +46,7 @@ class LoadedVersion:
     warmup_inputs: list[tuple[str, Arrays, int]]  # (signature, arrays, rows), in order
     labels: list[str]
     training_metrics: dict | None
+    card: dict | None  # assets.extra/model_card.json: task, data, input notes, a warning
     handle: object = field(repr=False)
 
 
@@ -84,6 +86,7 @@ def load(path: Path, max_instances: int = 1024) -> LoadedVersion:
         warmup_inputs=warmup_requests(extra / WARMUP_FILE, signatures, max_instances),
         labels=labels_file.read_text().splitlines() if labels_file.exists() else [],
         training_metrics=_read_json(path / "metrics.json"),
+        card=_read_json(extra / "model_card.json"),
         handle=loaded)
 
 
@@ -183,16 +186,25 @@ _TF_NOISE = re.compile(r"\s*(\[\[.*?\]\]|\[Op:[^\]]*\]|\{\{.*?\}\})")
 _TF_PREAMBLE = ("Graph execution error", "Detected at node", "<stack traces", "File ", "  ")
 
 
-def clean_error(err: BaseException) -> str:
+# TensorFlow's decode_image names every format it was built to know, JPEG XL included, which
+# it cannot decode; what it decodes is JPEG, PNG, GIF, BMP and WebP.
+_UNKNOWN_IMAGE = re.compile(r"Unknown image file format\..*", re.S)
+IMAGE_FORMATS = "JPEG, PNG, GIF, BMP or WebP"
+
+
+def clean_error(err: BaseException, with_node: bool = False) -> str:
     """The error's reason, fit for a client: no stack, no graph internals, no file paths.
 
     TensorFlow's graph errors open with "Graph execution error:" and a stack; the reason is
-    the first line after them, and the failing node is named in "Detected at node ...".
+    the first line after them, and the failing node is named in "Detected at node ..." (kept
+    for the server's log with `with_node`: a client cannot act on a node name).
     """
     lines = [line for line in str(err).splitlines() if line.strip()]
     reasons = [line for line in lines if not line.startswith(_TF_PREAMBLE)]
     reason = _TF_NOISE.sub("", reasons[0] if reasons else (lines[0] if lines else "")).strip()
+    reason = _UNKNOWN_IMAGE.sub(f"not an image file the model can decode ({IMAGE_FORMATS})",
+                                reason)
     node = re.search(r"Detected at node (\S+)", str(err))
-    if node:
+    if node and with_node:
         reason += f" (at node {node.group(1)})"
     return redact_paths(reason)

@@ -23,7 +23,7 @@ from app.metrics import Metrics
 from app.middleware import BodyLimit, CountRequests
 from app.predict import PredictCore
 from app.request_log import RequestLog
-from app.routes import PREDICT_ROUTES, PROTOCOLS, ops, v2
+from app.routes import PREDICT_ROUTES, PROTOCOLS, ops, ui, v2
 from app.routes.table import FastPath, api_router
 from app.settings import Settings, get_settings
 from app.tracing import RequestID
@@ -97,8 +97,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(v2.health)
     protected = security.model_route_dependencies(settings)
     app.include_router(ops.catalog, dependencies=protected)
+    app.include_router(ui.router, dependencies=protected)
     for module in PROTOCOLS:
         app.include_router(module.router, dependencies=protected)
     app.include_router(api_router(PREDICT_ROUTES, protected))
     openapi.install(app)
+    ui.install(app)
     return app

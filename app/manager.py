@@ -166,6 +166,7 @@ class ModelManager:
             loaded_s = time.perf_counter() - started
             servable.signatures, servable.labels = loaded.signatures, loaded.labels
             servable.training_metrics, servable.handle = loaded.training_metrics, loaded.handle
+            servable.card = loaded.card
             self._attach_batchers(servable, loaded.runners)
             warm_started = time.perf_counter()
             await self._warm_up(servable, loaded.warmup_inputs)
@@ -174,7 +175,7 @@ class ModelManager:
             for batcher in servable.batchers.values():
                 await batcher.close()
             servable.state = ModelState.END
-            reason = f"{type(err).__name__}: {loader.clean_error(err)}"
+            reason = f"{type(err).__name__}: {loader.clean_error(err, with_node=True)}"
             log.error("skipping %s version %d (%s): %s", model, version, servable.path, reason)
             self.repository.record_failure(model, version, reason)
             self.metrics.model_failures.labels(model).inc()
@@ -185,6 +186,8 @@ class ModelManager:
         self.metrics.warmup_seconds.labels(model, str(version)).set(warm_s)
         log.info("loaded %s version %d in %.1fs, warmed up in %.2fs (%s)", model, version,
                  loaded_s, warm_s, ", ".join(servable.signatures))
+        if servable.warning:
+            log.warning("%s version %d: %s", model, version, servable.warning)
         return True
 
     def _attach_batchers(self, servable: Servable, runners: dict[str, loader.Runner]) -> None:

@@ -8,6 +8,8 @@ hot-reloaded models show up.
 
 from __future__ import annotations
 
+import copy
+
 import swagger_ui_bundle
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -19,13 +21,16 @@ from starlette.requests import Request
 from app import oip
 from app.manager import ModelManager
 from app.security import SECURITY_SCHEMES, openapi_security
+from app.servable import Servable
 from app.signatures import SignatureInfo
 
 STATIC = "/static/swagger"
 DESCRIPTION = """Serves every SavedModel of the model repository over HTTP/JSON with dynamic
 batching: tfdeploy's routes, TensorFlow Serving's REST API v1, the Open Inference Protocol
 (KServe v2, with binary tensors), and upload routes for image files and raw text. Each
-model's signatures are listed below with a working example."""
+model's signatures are listed below with a working example.
+
+People can see each model's card and try it in a playground at [/ui](/ui)."""
 
 
 ERROR_SCHEMA = {"type": "object", "required": ["error"],
@@ -74,10 +79,27 @@ def _document_errors(schema: dict, security: list[dict]) -> None:
                 responses.setdefault(status, {"description": description, "content": error})
 
 
-def _describe(info: SignatureInfo) -> str:
-    inputs = ", ".join(f"`{k}` {v.describe()}" for k, v in info.inputs.items())
+def _describe(info: SignatureInfo, servable: Servable) -> str:
+    """Inputs with what the export says each expects, outputs, and its warning if any."""
+    notes = ((servable.card or {}).get("inputs") or {}).get(info.name) or {}
+    inputs = "\n".join(f"- `{k}` {v.describe()}" + (f": {notes[k]}" if k in notes else "")
+                       for k, v in info.inputs.items())
     outputs = ", ".join(f"`{k}` {v.describe()}" for k, v in info.outputs.items())
-    return f"Inputs: {inputs}.\n\nOutputs: {outputs}."
+    warning = (f"**Warning: {servable.name} version {servable.version} has "
+               f"{servable.warning}.**\n\n" if servable.warning else "")
+    return f"{warning}Inputs:\n{inputs}\n\nOutputs: {outputs}."
+
+
+def _example_body(servable: Servable, info: SignatureInfo) -> tuple[dict, str]:
+    """The request body's example, or, when it is too large to inline, where to get it."""
+    body: dict = {"schema": {"type": "object"}}
+    example = info.request_example()
+    if len(str(example)) < MAX_EXAMPLE_CHARS:
+        body["example"] = example
+        return body, ""
+    return body, (f"\n\nThe example is too large to show here: `GET /models/{servable.name}/"
+                  f"{info.name}/example` returns one to send as it is (`curl .../example | "
+                  f"curl -d @- .../predict`).")
 
 
 def model_operations(manager: ModelManager) -> dict[str, dict]:
@@ -85,14 +107,11 @@ def model_operations(manager: ModelManager) -> dict[str, dict]:
     for model in sorted(manager.servables):
         servable = manager.get(model)
         for name, info in sorted(servable.signatures.items()):
-            body = {"schema": {"type": "object"}}
-            example = info.request_example()
-            if len(str(example)) < MAX_EXAMPLE_CHARS:
-                body["example"] = example
+            body, elsewhere = _example_body(servable, info)
             paths[f"/models/{model}/{name}/predict"] = {"post": {
                 "tags": [f"model: {model}"],
                 "summary": f"{model} (version {servable.version}): {name}",
-                "description": _describe(info),
+                "description": _describe(info, servable) + elsewhere,
                 "operationId": f"predict__{model}__{name}",
                 "requestBody": {"required": True, "content": {"application/json": body}},
                 "responses": {"200": {"description": "one prediction per instance",
@@ -116,7 +135,7 @@ def v2_operations(manager: ModelManager) -> dict[str, dict]:
             example = oip.example_request(info)
             if example is not None and len(str(example)) < MAX_EXAMPLE_CHARS:
                 examples[name] = {"summary": f"signature {name}", "value": example}
-        described = "\n\n".join(f"`{name}`: {_describe(info)}"
+        described = "\n\n".join(f"`{name}`: {_describe(info, servable)}"
                                  for name, info in sorted(servable.signatures.items()))
         paths[f"/v2/models/{model}/infer"] = {"post": {
             "tags": [f"model: {model}"],
@@ -132,6 +151,28 @@ def v2_operations(manager: ModelManager) -> dict[str, dict]:
     return paths
 
 
+def _v1_examples(schema: dict, manager: ModelManager) -> None:
+    """The generic TF Serving predict routes get each model's default example (the path names
+    the model: `mnist:predict`)."""
+    examples = {}
+    for model in sorted(manager.servables):
+        info = manager.get(model).signatures.get("serving_default")
+        if info is None:
+            continue
+        example = info.request_example()
+        if len(str(example)) < MAX_EXAMPLE_CHARS:
+            examples[model] = {"summary": f"{model}:predict (serving_default)", "value": example}
+    for path, operations in schema["paths"].items():
+        operation = operations.get("post")
+        if path.startswith("/v1/models/") and operation and examples:
+            # FastAPI hands the route's own (shared) dicts over: copy before changing them
+            operation["requestBody"] = copy.deepcopy(operation.get("requestBody", {}))
+            content = operation["requestBody"].setdefault("content", {}).setdefault(
+                "application/json", {"schema": {"type": "object"}})
+            content.pop("example", None)
+            content["examples"] = examples
+
+
 def install(app: FastAPI) -> None:
     def build() -> dict:
         schema = get_openapi(title=app.title, version=app.version, description=DESCRIPTION,
@@ -139,6 +180,7 @@ def install(app: FastAPI) -> None:
         manager = app.state.manager
         schema["paths"] = {**model_operations(manager), **v2_operations(manager),
                            **schema["paths"]}
+        _v1_examples(schema, manager)
         _document_errors(schema, openapi_security(app.state.settings))
         _name_served_models(schema, sorted(app.state.manager.servables))
         return schema

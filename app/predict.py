@@ -169,9 +169,4 @@ async def predict_json(request: Request, model: str, version: int | None,
         outputs = await call.run(arrays, rows)
         prediction = Prediction(call.servable.name, call.servable.version, call.signature,
                                 outputs, rows, columnar)
-        return JSONBody(encode(prediction), headers=version_header(call.servable.version))
-
-
-def version_header(version: int) -> dict[str, str]:
-    """Which version answered: the header every predict route sets."""
-    return {"X-Model-Version": str(version)}
+        return JSONBody(encode(prediction), headers=call.servable.answer_headers)

@@ -6,7 +6,9 @@ signature; reviews (.txt: one per line; .csv: the `text` column, else the first)
 SavedModel is loaded exactly as the server loads it (app.loader); `--url` sends the same
 inputs to a running server's upload routes instead. Writes one row per input, JSONL or CSV
 (by the output's extension; JSONL on stdout by default), with the signature's summary
-outputs (`--probabilities`: every output), keys in a stable order.
+outputs (`--probabilities`: every output), keys in a stable order: `source`, then the outputs
+sorted by name, then `warning` when the export carries one (random weights, say), which is
+also printed on stderr.
 (`python -m app.batch` is the same command under its former name.)
 """
 
@@ -81,6 +83,9 @@ class LocalModel:
         if not versions:
             raise SystemExit(f"error: no versions of {model!r} in {model_dir}")
         self.version = loader.load(model_dir / model / str(versions[-1]))
+        found = [s.get("warning") for s in (self.version.card, self.version.training_metrics)
+                 if s and s.get("warning")]
+        self.warning = f"{model}/{versions[-1]}: {found[0]}" if found else None
 
     def predict(self, signature: str, values: list, full: bool) -> list[dict]:
         import numpy as np
@@ -105,6 +110,7 @@ class RemoteModel:
 
         self.client = httpx.Client(base_url=url.rstrip("/"), timeout=120)
         self.model = model
+        self.warning: str | None = None  # from the answers' Warning header
 
     def predict(self, signature: str, values: list, full: bool) -> list[dict]:
         params = {"probabilities": "true"} if full else {}
@@ -117,6 +123,8 @@ class RemoteModel:
                                         json={"texts": values}, params=params)
         if response.status_code != 200:
             raise SystemExit(f"error: {response.json().get('error', response.text)}")
+        if "warning" in response.headers:  # 299 tfserve "<text>"
+            self.warning = response.headers["warning"].partition('"')[2].rstrip('"')
         dropped = ("file", "text")
         return [{k: v for k, v in row.items() if k not in dropped}
                 for row in response.json()["predictions"]]
@@ -163,10 +171,20 @@ def main(argv: list[str] | None = None) -> int:
             results = model.predict(signature, [value for _, value in chunk],
                                     args.probabilities)
             for (source, _), result in zip(chunk, results, strict=True):
-                rows.append({"source": source, **result})
+                rows.append(stable_row(source, result, model.warning))
             progress.update(len(chunk))
+    if model.warning:
+        print(f"WARNING: {model.warning}", file=sys.stderr)
     write(rows, args.output)
     return 0
+
+
+def stable_row(source: str, result: dict, warning: str | None) -> dict:
+    """The same keys in the same order on every run, whatever order the outputs came in."""
+    row = {"source": source, **{k: result[k] for k in sorted(result)}}
+    if warning:
+        row["warning"] = warning
+    return row
 
 
 if __name__ == "__main__":

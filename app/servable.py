@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,10 +41,32 @@ class Servable:
     signatures: dict[str, SignatureInfo] = field(default_factory=dict)
     labels: list[str] = field(default_factory=list)
     training_metrics: dict | None = None  # the export's metrics.json
+    card: dict | None = None  # the export's model card (assets.extra/model_card.json)
     batchers: dict[str, Batcher | Unbatched] = field(default_factory=dict)
     breaker: CircuitBreaker | None = None
     users: int = 0  # requests holding this version
     handle: object = field(default=None, repr=False)  # keeps the TensorFlow objects alive
+
+    @property
+    def warning(self) -> str | None:
+        """What the export says makes its answers untrustworthy (random weights, say): from
+        its model card, else its metrics. Shown wherever a user looks, and on every answer."""
+        for source in (self.card, self.training_metrics):
+            if source and source.get("warning"):
+                return str(source["warning"])
+        return None
+
+    @functools.cached_property
+    def answer_headers(self) -> dict[str, str]:
+        """Headers of every prediction from this version: which version answered, and an
+        HTTP Warning (RFC 9111's 299, "miscellaneous persistent warning") when it has one."""
+        headers = {"X-Model-Version": str(self.version)}
+        if self.warning:
+            text = f"{self.name}/{self.version}: {self.warning}"
+            printable = "".join(c for c in text if " " <= c <= "~")[:300]
+            escaped = printable.replace("\\", "\\\\").replace('"', '\\"')
+            headers["Warning"] = f'299 tfserve "{escaped}"'
+        return headers
 
     @property
     def healthy(self) -> bool:

@@ -415,6 +415,11 @@ def markdown(report: Report) -> str:
     return "\n".join(lines) + f"\n\n**{verdict}**\n"
 
 
+def report_from(saved: dict) -> Report:
+    """A Report read back from soak.json."""
+    return Report(**{**saved, "windows": [Window(**w) for w in saved["windows"]]})
+
+
 def plot(report: Report, path: Path) -> None:
     import matplotlib  # noqa: PLC0415 (only for the plot)
 
@@ -432,8 +437,8 @@ def plot(report: Report, path: Path) -> None:
         axis.grid(alpha=0.3)
         for rotated in report.rotations:
             axis.axvline(rotated / 60, color="grey", linewidth=0.6, linestyle=":")
-    axes[0].set_ylim(bottom=0)
-    axes[2].set_ylim(bottom=0)
+    for axis, (_, values) in zip(axes, series, strict=True):
+        axis.set_ylim(0, 1.2 * max((v for v in values if v is not None), default=1))
     axes[-1].set_xlabel("minutes (dotted: a new version copied in, the oldest removed)")
     figure.suptitle(f"soak: {report.offered_rps} req/s offered "
                     f"({report.requests} requests), mixed traffic", fontsize=10)
@@ -453,7 +458,12 @@ def main() -> int:
                         help="the first and last windows compared")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--docs", type=Path, help="write the plot here (soak.png)")
+    parser.add_argument("--replot", type=Path, help="only draw the plot of this soak.json")
     args = parser.parse_args()
+    if args.replot:
+        plot(report_from(json.loads(args.replot.read_text())["report"]),
+             (args.docs or args.out) / "soak.png")
+        return 0
     report, answers, samples = run(args.models_dir.resolve(), args.minutes,
                                    args.rotate_every_s, args.load, args.rotate_model,
                                    args.window_s)

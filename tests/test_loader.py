@@ -90,10 +90,19 @@ def test_a_summary_naming_an_unknown_output_is_refused(models_dir, tmp_path):
     ("Graph execution error:\n\nDetected at node map/while/DecodeImage defined at (most recent "
      "call last):\n  File \"/srv/app.py\", line 3\nUnknown image file format.\n\t "
      "[[{{node map/while/DecodeImage}}]] [Op:__inference_fn_123]",
-     "Unknown image file format. (at node map/while/DecodeImage)"),
+     "not an image file the model can decode (JPEG, PNG, GIF, BMP or WebP)"),
+    ("Unknown image file format. One of JPEG, JPEG XL, PNG, GIF, BMP, WebP required.\n\t "
+     "[[{{node map/while/decode_image/DecodeImage}}]]",
+     "not an image file the model can decode (JPEG, PNG, GIF, BMP or WebP)"),
+    ("Graph execution error:\n\nDetected at node m/n defined at:\nbad shape [2]", "bad shape [2]"),
     ("Unsuccessful TensorSliceReader constructor: failed to find /srv/models/m/1/variables",
      "Unsuccessful TensorSliceReader constructor: failed to find <path>"),
     ("", ""),
 ])
 def test_tensorflow_errors_are_cleaned_for_clients(raw, clean):
     assert loader.clean_error(RuntimeError(raw)) == clean
+
+
+def test_the_server_log_keeps_the_failing_node():
+    raw = "Graph execution error:\n\nDetected at node m/n defined at:\nbad shape [2]"
+    assert loader.clean_error(RuntimeError(raw), with_node=True) == "bad shape [2] (at node m/n)"

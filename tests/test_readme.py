@@ -65,6 +65,8 @@ def test_the_readme_examples_run_against_a_live_server(models_dir, tmp_path):
     shutil.copy(SAMPLES / "images" / "umbrella.jpg", tmp_path)
     with running_server(models_dir, poll_interval_s=0) as url:
         for command in commands:
+            if command.startswith("cd "):
+                continue  # the scratch folder: each command already runs in tmp_path
             runnable = command.replace("http://localhost:8089", url)
             if runnable.startswith("curl "):  # fail on HTTP errors, keep the body
                 runnable = "curl -sS --fail-with-body " + runnable[5:]

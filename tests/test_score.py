@@ -84,3 +84,13 @@ def test_batch_scoring_refuses_what_it_cannot_score(models_dir, tmp_path, capsys
 def test_the_former_name_app_batch_still_works():
     alias = score("--help", module="app.batch")
     assert alias.returncode == 0 and "python -m app.score" in alias.stdout
+
+
+def test_rows_keep_one_key_order_and_carry_the_exports_warning(models_dir, tmp_path, capsys):
+    out = tmp_path / "scores.jsonl"
+    assert main(["--model", "inception_v3", "--models-dir", str(models_dir), "-o", str(out),
+                 "--probabilities", str(SAMPLES / "images" / "umbrella.jpg")]) == 0
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert list(row) == ["source", "classes", "probabilities", "scores", "warning"]
+    assert row["warning"].startswith("inception_v3/1: random weights")
+    assert "WARNING: inception_v3/1: random weights" in capsys.readouterr().err

@@ -166,7 +166,22 @@ def _train(model: keras.Model, name: str, classes: tuple[str, ...], profile: Pro
     picture = (val_set[0][0] * 255).round().astype(np.uint8)
     examples = image_examples("image", val_set[0][0], png(picture))
     return Export(name, model, signatures(model, classes), list(classes), metrics, history,
-                  examples=examples)
+                  examples=examples, card=card(name, classes))
+
+
+def card(name: str, classes: tuple[str, ...] | list[str]) -> dict:
+    transfer = name == TRANSFER_NAME
+    return {
+        "task": (f"small-photo classification into {len(classes)} classes: {', '.join(classes)}"
+                 + (" (transfer-learned from the cifar10 model's features)" if transfer else "")),
+        "data": {"source": f"CIFAR-10 (keras.datasets.cifar10), the images of these "
+                           f"{len(classes)} classes only: 32x32 colour photos"},
+        "inputs": {
+            "serving_default": {"image": "32x32x3 RGB values SCALED TO 0..1 (pixel / 255)"},
+            "predict_image": {"image_bytes": "an image file (JPEG, PNG, GIF or BMP), resized "
+                                             "to 32x32 in the graph"},
+        },
+    }
 
 
 def train(profile: Profile, data: Path | None = None, verbose: int = 2) -> Export:

@@ -4,6 +4,8 @@
 own `metrics.json`, `training_history.png`, `assets.extra/examples.json` (a request example per
 signature), `assets.extra/summary_outputs.json` (per signature, the outputs that sum a
 prediction up for people: what upload routes and the scoring CLI show),
+`assets.extra/model_card.json` (what people need to read the model: its task, data, what each
+input expects, and a warning when its predictions are not to be trusted),
 `assets.extra/tf_serving_warmup_requests` (those examples as TF Serving's warm-up records, a
 TFRecord of PredictionLog protos: TF Serving and tfserve both warm the model up with them)
 and, for trained models, `model.keras` (the Keras model that transfer learning starts from).
@@ -54,6 +56,10 @@ class Export:
     # One request per signature, {"instances": [...]} in the tfdeploy row format: the server
     # warms up with it and shows it in its API docs (assets.extra/examples.json).
     examples: dict[str, dict] = field(default_factory=dict)
+    # The model card's text (assets.extra/model_card.json): {"task": ..., "data": {...},
+    # "inputs": {signature: {input: what it expects}}, "warning": ...}; the server shows it in
+    # its API docs and at /ui, and a warning on every answer.
+    card: dict[str, Any] = field(default_factory=dict)
 
 
 def versions(model_dir: Path) -> list[int]:
@@ -95,6 +101,8 @@ def write(export: Export, models_dir: Path, version: int | None = None) -> Path:
                      if sig.summary is not None}
         if summaries:
             (extra / "summary_outputs.json").write_text(json.dumps(summaries))
+        if export.card:
+            (extra / "model_card.json").write_text(json.dumps(export.card, indent=2) + "\n")
         metrics = {"model": export.name, "version": version, **export.metrics}
         (saved / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         if export.history:

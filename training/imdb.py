@@ -76,7 +76,23 @@ def train(profile: Profile, data: Path | None = None, verbose: int = 2) -> Expor
         "predict_text": {"instances": [{"text": EXAMPLE_REVIEW}]},
     }
     return Export(NAME, model, signatures(model, encoder), LABELS, metrics, history,
-                  track=[encoder.table], examples=examples)
+                  track=[encoder.table], examples=examples, card=card(encoder.maxlen))
+
+
+def card(maxlen: int) -> dict:
+    return {
+        "task": "movie review sentiment: English text -> the probability that it is positive",
+        "data": {"source": "IMDB reviews (keras.datasets.imdb): 25,000 training and 25,000 "
+                           "test reviews, half positive"},
+        "inputs": {
+            "serving_default": {"token_ids": (
+                f"{maxlen} word ids per review in Keras' IMDB index (1 = start, 2 = unknown, "
+                "ids offset by 3), left-padded with 0")},
+            "predict_text": {"text": (
+                "the raw review text; lower-cased, stripped of punctuation and cut to its "
+                f"last {maxlen - 1} words in the graph")},
+        },
+    }
 
 
 def signatures(model: keras.Model, encoder: TextEncoder) -> dict[str, Signature]:

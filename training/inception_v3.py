@@ -74,7 +74,26 @@ def train(profile: Profile, data: Path | None = None, verbose: int = 2,
     # The tensor example would be 268,203 numbers; only the image one is worth showing.
     examples = image_examples("images", None, png(_example_picture()))
     return Export(NAME, model, signatures(model, labels), labels, metrics, examples=examples,
-                  keep_keras_model=False)  # the ImageNet weights are Keras' own download
+                  keep_keras_model=False,  # the ImageNet weights are Keras' own download
+                  card=card(metrics))
+
+
+def card(metrics: dict) -> dict:
+    found = {
+        "task": "photo classification into the 1,000 ImageNet classes (top 3 labels)",
+        "data": {"source": "ImageNet ILSVRC-2012, pretrained weights from Keras Applications "
+                           "(no training here)"},
+        "inputs": {
+            "serving_default": {"images": "299x299x3 RGB values SCALED TO -1..1 "
+                                          "(pixel / 127.5 - 1)"},
+            "predict_image": {"image_bytes": "an image file (JPEG, PNG, GIF or BMP), "
+                                             "resized to 299x299 in the graph"},
+        },
+    }
+    if metrics.get("weights") == "random":
+        found["warning"] = ("random weights: the ImageNet weights were not available at export, "
+                            "so its predictions are meaningless")
+    return found
 
 
 def _example_picture() -> np.ndarray:

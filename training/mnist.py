@@ -69,7 +69,23 @@ def train(profile: Profile, data: Path | None = None, verbose: int = 2) -> Expor
                            test=test_set)
     digit = x_test[0]
     examples = image_examples("image_input", flatten(digit[None])[0], png(digit))
-    return Export(NAME, model, signatures(model), LABELS, metrics, history, examples=examples)
+    return Export(NAME, model, signatures(model), LABELS, metrics, history, examples=examples,
+                  card=CARD)
+
+
+CARD = {
+    "task": "handwritten digit classification: a 28x28 grey image -> one of 10 digits",
+    "data": {"source": "MNIST (keras.datasets.mnist): 60,000 training and 10,000 test images"},
+    "inputs": {
+        "serving_default": {"image_input": (
+            "784 grey values, the 28x28 image row by row, white digit on black, SCALED TO 0..1 "
+            "(pixel / 255). Raw 0-255 pixels are not rejected but saturate the network: the "
+            "answer is a confident one-hot of no meaning.")},
+        "predict_image": {"image_bytes": (
+            "an image file (JPEG, PNG, GIF or BMP) of a white digit on black; it is made grey "
+            "and resized to 28x28 in the graph")},
+    },
+}
 
 
 def signatures(model: keras.Model) -> dict[str, Signature]:

@@ -3,7 +3,10 @@
   GET /healthz                      the process is alive
   GET /readyz                       every model loaded and warmed up (503 with the reason)
   GET /metrics, /monitoring/prometheus/metrics   Prometheus metrics (the second: TF Serving's)
-  GET /models                       every model: versions, signatures, labels, training metrics
+  GET /models                       every model: versions, signatures, labels, training metrics,
+                                    model card, warning, its page (/ui/{model})
+  GET /models/{model}/{signature}/example   the export's request example (or zeros), to send
+  GET /models/{model}/versions/{version}/training_history.png   the export's training plot
 
 `router` stays open (orchestrators and scrapers); `catalog` is a model route, behind the API
 key when one is set. No predict routes.
@@ -13,11 +16,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 
+from app import codecs
+from app.errors import NotFound
 from app.manager import ModelManager
 from app.routes.deps import ManagerDep
 
+HISTORY_PLOT = "training_history.png"
 router = APIRouter(tags=["operations"])
 catalog = APIRouter(tags=["models"])
 
@@ -87,8 +93,32 @@ async def models(manager: ManagerDep) -> dict:
                                 for k, t in info.outputs.items()}}
                     for sig, info in s.signatures.items()},
                 "training": s.training_metrics,
+                "card": s.card,
+                "warning": s.warning,
+                "training_history": (f"/models/{name}/versions/{v}/training_history.png"
+                                     if (s.path / HISTORY_PLOT).is_file() else None),
             } for v, s in sorted(loaded.items(), reverse=True)],
+            "ui": f"/ui/{name}",
             "failed_versions": [{"version": f.version, "error": f.error}
                                 for f in manager.failures.get(name, {}).values()],
         }
-    return {"models": listing}
+    return {"models": listing, "ui": "/ui"}
+
+
+@catalog.get("/models/{model}/{signature}/example", summary="A request example")
+async def example(model: str, signature: str, manager: ManagerDep) -> Response:
+    """The export's own example for the signature, else one row of zeros of the right shape:
+    a body the predict route takes as it is (also the ones too large for the API docs)."""
+    info = manager.get(model).signature(signature)
+    return Response(codecs.dumps(info.request_example()), media_type="application/json")
+
+
+@catalog.get("/models/{model}/versions/{version}/training_history.png",
+             summary="Training history plot", response_class=FileResponse,
+             responses={200: {"content": {"image/png": {}}}})
+async def training_history(model: str, version: int, manager: ManagerDep) -> FileResponse:
+    """The loss and accuracy curves the export drew (`training_history.png`)."""
+    plot = manager.get(model, version).path / HISTORY_PLOT
+    if not plot.is_file():
+        raise NotFound(f"{model} version {version} has no training plot (not trained here)")
+    return FileResponse(plot, media_type="image/png")

@@ -40,6 +40,9 @@ def status(manager: ModelManager, model: str, version: int | None) -> dict:
     failed = manager.failures.get(model, {})
     entries = {v: _version_status(v, s.state.value, "" if s.healthy else s.breaker.reason,
                                   "UNAVAILABLE") for v, s in loaded.items()}
+    for v, s in loaded.items():
+        if s.warning:  # beside TF Serving's fields: its clients read only those
+            entries[v]["warning"] = s.warning
     entries.update({v: _version_status(v, "END", f.error) for v, f in failed.items()
                     if v not in entries})
     if not entries:
@@ -60,6 +63,7 @@ def metadata(manager: ModelManager, model: str, version: int | None) -> dict:
         "metadata": {"signature_def": {
             "signature_def": {k: v.metadata() for k, v in servable.signatures.items()},
             "@type": "type.googleapis.com/tensorflow.serving.SignatureDefMap"}},
+        **({"warning": servable.warning} if servable.warning else {}),
     }
 
 

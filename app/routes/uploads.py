@@ -7,6 +7,11 @@ Each answers {"predictions": [{"file"|"text": ..., <outputs>}, ...]}, one entry 
 text, with the signature's summary outputs as its export declares them (for exports that
 declare none: every output but the full `probabilities` vector); `?probabilities=true` adds
 every output. The uploaded bytes go to the model as they are: no JSON or base64 on the way.
+
+An upload of several files of which some cannot be used (not an image the model decodes)
+still answers 200: the good files get their results, each bad one an entry
+`{"file": name, "error": "file 'name': why"}` in its place. A lone bad file, or all of them
+bad, answer 400 naming the files.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from starlette.responses import Response
 from app import codecs
 from app.errors import InvalidInput, ServingError, UnsupportedMediaType
 from app.images import check_image_size
-from app.predict import JSONBody, PredictCall, PredictCore, read_json, version_header
+from app.predict import JSONBody, PredictCall, PredictCore, read_json
 from app.routes.params import query_flag
 from app.routes.table import PredictRoute
 from app.signatures import SignatureInfo
@@ -92,10 +97,34 @@ async def predict_image(request: Request, model: str) -> Response:
             raise InvalidInput(f"file {name!r} is empty")
         check_image_size(data, settings.max_image_pixels, f"file {name!r}")
     async with core.call(model, None, "predict_image", started) as call:
-        rows = await _predict_strings(call, [data for _, data in files], full)
+        try:
+            rows = await _predict_strings(call, [data for _, data in files], full)
+        except InvalidInput as err:
+            if len(files) == 1:
+                raise InvalidInput(f"file {files[0][0]!r}: {_reason(err)}") from None
+            rows = await _predict_each(call, files, full)
         return JSONBody({"predictions": [{"file": name, **row}
                                          for (name, _), row in zip(files, rows, strict=True)]},
-                        headers=version_header(call.servable.version))
+                        headers=call.servable.answer_headers)
+
+
+async def _predict_each(call: PredictCall, files: list[tuple[str, bytes]],
+                        full: bool) -> list[dict]:
+    """After a multi-file upload was rejected: each file alone, so that the good ones still
+    get their results and each bad one an `error` naming it; 400 when none is good."""
+    rows: list[dict] = []
+    for name, data in files:
+        try:
+            rows += await _predict_strings(call, [data], full)
+        except InvalidInput as err:
+            rows.append({"error": f"file {name!r}: {_reason(err)}"})
+    if all("error" in row for row in rows):
+        raise InvalidInput("no file could be used: " + "; ".join(r["error"] for r in rows))
+    return rows
+
+
+def _reason(err: InvalidInput) -> str:
+    return err.message.removeprefix("the model rejected the input: ")
 
 
 async def predict_text(request: Request, model: str) -> Response:
@@ -114,7 +143,7 @@ async def predict_text(request: Request, model: str) -> Response:
         rows = await _predict_strings(call, [t.encode("utf-8") for t in texts], full)
         return JSONBody({"predictions": [{"text": t, **row}
                                          for t, row in zip(texts, rows, strict=True)]},
-                        headers=version_header(call.servable.version))
+                        headers=call.servable.answer_headers)
 
 
 IMAGE_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {

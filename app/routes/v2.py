@@ -24,7 +24,7 @@ from starlette.responses import Response
 from app import oip
 from app.errors import UnsupportedMediaType
 from app.manager import ModelManager
-from app.predict import JSONBody, PredictCore, require_json, version_header
+from app.predict import JSONBody, PredictCore, require_json
 from app.routes import ops
 from app.routes.deps import ManagerDep
 from app.routes.params import resolve_version
@@ -125,7 +125,7 @@ async def infer(request: Request, model: str, version: int | None) -> Response:
         outputs = await call.run(arrays, rows)
         answer, json_length = oip.encode_response(call.servable.name, call.servable.version,
                                                   parsed.id, outputs, wanted, call.signature)
-    headers = version_header(call.servable.version)
+    headers = dict(call.servable.answer_headers)
     if json_length is None:
         return Response(answer, media_type="application/json", headers=headers)
     headers["Inference-Header-Content-Length"] = str(json_length)

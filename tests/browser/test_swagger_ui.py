@@ -6,31 +6,9 @@ a 200 with predictions in the page. Not part of `make test` (it needs the browse
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from tests.server import running_server
-
-pytestmark = pytest.mark.skipif(
-    not shutil.which("chromedriver"),
-    reason="needs Debian's chromium and chromium-driver (make browser-test installs them)")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=1280,2000"):
-        options.add_argument(flag)
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    yield driver
-    driver.quit()
 
 
 @pytest.mark.parametrize("path", ["/models/mnist/serving_default/predict",

@@ -1,0 +1,145 @@
+"""The model pages (/ui) in headless Chromium: `make browser-test`.
+
+Behind an API key, as a deployment would run them: the page asks for the key, then draws a
+digit with pointer events, uploads a sample photo, types a review, and shows the warning of
+a random-weights export. `TFSERVE_SCREENSHOTS=docs/ui` keeps a small PNG of each page.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SAMPLES
+from tests.server import running_server
+
+KEY = "ui-test-key"
+SCREENSHOTS = os.environ.get("TFSERVE_SCREENSHOTS")
+
+
+@pytest.fixture(scope="module")
+def server(models_dir):
+    with running_server(models_dir, poll_interval_s=0, api_key=KEY) as url:
+        yield url
+
+
+def wait(browser, seconds: float = 60):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, seconds)
+
+
+def find(browser, css: str, seconds: float = 60):
+    from selenium.webdriver.common.by import By
+
+    return wait(browser, seconds).until(lambda d: d.find_element(By.CSS_SELECTOR, css))
+
+
+def find_all(browser, css: str, count: int, seconds: float = 60) -> list:
+    from selenium.webdriver.common.by import By
+
+    return wait(browser, seconds).until(
+        lambda d: (found := d.find_elements(By.CSS_SELECTOR, css)) and len(found) >= count
+        and found)
+
+
+def open_page(browser, url: str, path: str) -> None:
+    """Open `path` with the API key entered in the page's own field (sessionStorage)."""
+    browser.get(url + path)
+    field = find(browser, "#api-key")
+    field.clear()
+    field.send_keys(KEY + "\n")
+
+
+def screenshot(browser, name: str) -> None:
+    if not SCREENSHOTS:
+        return
+    from PIL import Image
+
+    folder = Path(SCREENSHOTS)
+    folder.mkdir(parents=True, exist_ok=True)
+    height = browser.execute_script("return document.body.scrollHeight")
+    browser.set_window_size(1000, min(max(height + 40, 600), 2400))
+    image = Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("RGB")
+    image.thumbnail((640, 1600))
+    image.save(folder / f"{name}.png", optimize=True)
+    browser.set_window_size(1280, 2000)
+
+
+def test_without_the_key_the_page_asks_for_it_and_then_lists_the_models(server, browser):
+    browser.get(server + "/ui")
+    browser.execute_script("sessionStorage.clear()")
+    browser.refresh()
+    assert "API key" in find(browser, "#main .error").text
+    open_page(browser, server, "/ui")
+    links = find_all(browser, ".models a", 5)
+    assert {a.text for a in links} >= {"mnist", "cifar10", "imdb_sentiment", "inception_v3"}
+    screenshot(browser, "ui-models")
+
+
+def test_drawing_a_digit_gives_ten_probabilities(server, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    open_page(browser, server, "/ui/mnist")
+    canvas = find(browser, "canvas.digit")
+    assert not browser.find_elements("css selector", "[data-testid=warning]")
+    # a "7": a bar across the top, then down to the left, with pointer events
+    chain = ActionChains(browser).move_to_element_with_offset(canvas, -60, -70).click_and_hold()
+    for dx, dy in [(30, 0)] * 4 + [(-10, 25)] * 6:
+        chain.move_by_offset(dx, dy).pause(0.02)
+    chain.release().perform()
+    bars = find_all(browser, "[data-testid=digit-result] .bars li", 10)
+    assert len(bars) == 10
+    values = [float(b.find_element("css selector", ".value").text.rstrip("%")) for b in bars]
+    assert abs(sum(values) - 100) < 1.0, values
+    assert find(browser, "[data-testid=digit-result] .verdict").text.startswith("Looks like")
+    screenshot(browser, "ui-mnist")
+
+
+def test_the_example_digit_is_one_keypress_away(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    open_page(browser, server, "/ui/mnist")
+    find(browser, "canvas.digit")
+    button = browser.find_element(By.XPATH, "//button[text()='Use the example digit']")
+    browser.execute_script("arguments[0].focus()", button)
+    button.send_keys(Keys.ENTER)
+    assert len(find_all(browser, "[data-testid=digit-result] .bars li", 10)) == 10
+
+
+def test_a_photo_gets_three_labels_and_the_random_weights_warning(server, browser):
+    open_page(browser, server, "/ui/inception_v3")
+    assert "random weights" in find(browser, "[data-testid=warning]").text
+    find(browser, "input[type=file]").send_keys(str(SAMPLES / "images" / "umbrella.jpg"))
+    labels = find_all(browser, "[data-testid=photo-result] .bars li", 3)
+    assert len(labels) == 3
+    assert all(label.find_element("css selector", ".name").text for label in labels)
+    find(browser, ".drop img")
+    screenshot(browser, "ui-inception_v3")
+
+
+def test_typing_a_review_gives_a_probability(server, browser):
+    open_page(browser, server, "/ui/imdb_sentiment")
+    find(browser, "textarea").send_keys("A wonderful, moving film with a great cast.")
+    verdict = find(browser, "[data-testid=text-result] .verdict")
+    assert verdict.text in ("positive", "negative")
+    value = find(browser, "[data-testid=text-result] .bars .value").text
+    assert 0 <= float(value.rstrip("%")) <= 100
+    screenshot(browser, "ui-imdb_sentiment")
+
+
+def test_the_page_fits_a_phone_screen(server, browser):
+    browser.set_window_size(390, 844)
+    try:
+        open_page(browser, server, "/ui/mnist")
+        find(browser, "canvas.digit")
+        find(browser, "section.panel h2")
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{overflow}px wider than the screen"
+    finally:
+        browser.set_window_size(1280, 2000)
