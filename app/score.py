@@ -1,6 +1,6 @@
 """Offline scoring: `python -m app.score --model cifar10 PATH... [-o out.csv]`.
 
-Images (.jpg .jpeg .png .gif .bmp, or folders of them) go to the model's `predict_image`
+Images (.jpg .jpeg .png .gif .bmp .webp, or folders of them) go to the model's `predict_image`
 signature; reviews (.txt: one per line; .csv: the `text` column, else the first) go to
 `predict_text`. A folder contributes its images, or its texts when it has no images. The
 SavedModel is loaded exactly as the server loads it (app.loader); `--url` sends the same
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp"}
 TEXT_SUFFIXES = {".txt", ".csv"}
 
 

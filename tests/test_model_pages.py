@@ -18,14 +18,19 @@ PHOTO = (SAMPLES / "images" / "umbrella.jpg").read_bytes()
 
 
 @pytest.fixture(scope="module")
-def server(models_dir):
-    with running_server(models_dir, poll_interval_s=0) as url:
+def server_log(tmp_path_factory):
+    return tmp_path_factory.mktemp("log") / "server.log"
+
+
+@pytest.fixture(scope="module")
+def server(models_dir, server_log):
+    with running_server(models_dir, poll_interval_s=0, log=server_log) as url:
         yield url
 
 
 def test_the_pages_and_their_files_are_served_from_the_package(server):
     for path in ("/ui", "/ui/", "/ui/mnist"):
-        page = httpx.get(server + path)
+        page = httpx.get(server + path, follow_redirects=True)
         assert page.status_code == 200 and "text/html" in page.headers["content-type"], path
         assert "/static/ui/ui.js" in page.text and "http" not in page.text.split("<body")[0]
     assert "function digitPlayground" in httpx.get(server + "/static/ui/ui.js").text
@@ -70,7 +75,8 @@ def test_a_model_that_fits_no_playground_gets_the_json_editor():
     assert playgrounds(servable)[0]["kind"] == "digit"
 
 
-def test_random_weights_are_announced_wherever_a_user_looks(server):
+def test_random_weights_are_announced_wherever_a_user_looks(server, server_log):
+    assert "inception_v3 version 1: random weights" in server_log.read_text()
     expected = '299 tfserve "inception_v3/1: random weights'
     upload = httpx.post(server + "/models/inception_v3/predict/image", timeout=60,
                         files=[("file", ("umbrella.jpg", PHOTO))])

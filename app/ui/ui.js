@@ -188,13 +188,13 @@ async function showModel(model) {
   const playground = el("section", { class: "panel", "aria-labelledby": "play-title" },
     el("h2", { id: "play-title", text: "Try it" }));
   for (const spec of card.playgrounds) playground.append(PLAYGROUNDS[spec.kind](card, spec));
-  main.replaceChildren(
+  main.replaceChildren(...[
     el("p", {}, el("a", { href: "/ui", text: "All models" })),
     el("h1", {}, `${model} `, el("span", { class: "muted", text: `version ${card.version}` })),
     card.warning ? warningBox(`${model} version ${card.version} has ${card.warning}`) : null,
     card.task ? el("p", { text: card.task }) : null,
     playground,
-    modelCard(card));
+    modelCard(card)].filter(Boolean));
 }
 
 // --- playgrounds ----------------------------------------------------------------------------------
