@@ -178,7 +178,7 @@ def card(name: str, classes: tuple[str, ...] | list[str]) -> dict:
                            f"{len(classes)} classes only: 32x32 colour photos"},
         "inputs": {
             "serving_default": {"image": "32x32x3 RGB values SCALED TO 0..1 (pixel / 255)"},
-            "predict_image": {"image_bytes": "an image file (JPEG, PNG, GIF or BMP), resized "
+            "predict_image": {"image_bytes": "an image file (JPEG, PNG, GIF, BMP or WebP), resized "
                                              "to 32x32 in the graph"},
         },
     }

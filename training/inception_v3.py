@@ -86,7 +86,7 @@ def card(metrics: dict) -> dict:
         "inputs": {
             "serving_default": {"images": "299x299x3 RGB values SCALED TO -1..1 "
                                           "(pixel / 127.5 - 1)"},
-            "predict_image": {"image_bytes": "an image file (JPEG, PNG, GIF or BMP), "
+            "predict_image": {"image_bytes": "an image file (JPEG, PNG, GIF, BMP or WebP), "
                                              "resized to 299x299 in the graph"},
         },
     }

@@ -82,8 +82,8 @@ CARD = {
             "(pixel / 255). Raw 0-255 pixels are not rejected but saturate the network: the "
             "answer is a confident one-hot of no meaning.")},
         "predict_image": {"image_bytes": (
-            "an image file (JPEG, PNG, GIF or BMP) of a white digit on black; it is made grey "
-            "and resized to 28x28 in the graph")},
+            "an image file (JPEG, PNG, GIF, BMP or WebP) of a white digit on black; it is made "
+            "grey and resized to 28x28 in the graph")},
     },
 }
 

@@ -200,7 +200,8 @@ async function showModel(model) {
 // --- playgrounds ----------------------------------------------------------------------------------
 
 // Draw a digit: white on black like MNIST; the drawing is cropped to its ink, scaled to fit
-// 20x20 and centred in 28x28 (MNIST's own preparation), sent as grey values in 0..1.
+// 20x20 and centred in 28x28 by its centre of mass (MNIST's own preparation: a dense net
+// knows digits only where MNIST put them), sent as grey values in 0..1.
 function digitPlayground(card, spec) {
   const canvas = el("canvas", { class: "digit", width: 280, height: 280, tabindex: 0,
     "aria-label": "drawing area: draw a digit with the mouse, a pen or a finger" });
@@ -321,7 +322,19 @@ function digitValues(canvas) {
   context.imageSmoothingQuality = "high";
   context.drawImage(canvas, left, top, width, height,
     (28 - width * scale) / 2, (28 - height * scale) / 2, width * scale, height * scale);
-  const grey = context.getImageData(0, 0, 28, 28).data;
+  // then shift it so that its centre of mass is the image's centre, as MNIST's digits are
+  const boxed = context.getImageData(0, 0, 28, 28).data;
+  let mass = 0; let sumX = 0; let sumY = 0;
+  for (let i = 0; i < 784; i += 1) {
+    mass += boxed[4 * i]; sumX += (i % 28) * boxed[4 * i]; sumY += Math.floor(i / 28) * boxed[4 * i];
+  }
+  const centred = document.createElement("canvas");
+  centred.width = 28; centred.height = 28;
+  const target = centred.getContext("2d");
+  target.fillStyle = "#000";
+  target.fillRect(0, 0, 28, 28);
+  target.drawImage(small, Math.round(13.5 - sumX / mass), Math.round(13.5 - sumY / mass));
+  const grey = target.getImageData(0, 0, 28, 28).data;
   return Array.from({ length: 784 }, (_, i) => Math.round(grey[4 * i] / 255 * 1e4) / 1e4);
 }
 

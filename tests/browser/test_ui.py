@@ -29,9 +29,18 @@ def server(models_dir):
 
 
 def wait(browser, seconds: float = 60):
+    """Waits that outlast the page replacing a result while a newer answer arrives."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(browser, seconds)
+    return WebDriverWait(browser, seconds, ignored_exceptions=[StaleElementReferenceException])
+
+
+def text_of(browser, css: str) -> str:
+    """The element's text once it has some, read in the same breath as it is found."""
+    from selenium.webdriver.common.by import By
+
+    return wait(browser).until(lambda d: d.find_element(By.CSS_SELECTOR, css).text)
 
 
 def find(browser, css: str, seconds: float = 60):
@@ -67,7 +76,7 @@ def screenshot(browser, name: str) -> None:
     browser.set_window_size(1000, min(max(height + 40, 600), 2400))
     image = Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("RGB")
     image.thumbnail((640, 1600))
-    image.save(folder / f"{name}.png", optimize=True)
+    image.quantize(96).save(folder / f"{name}.png", optimize=True)  # small: docs and README
     browser.set_window_size(1280, 2000)
 
 
@@ -93,11 +102,14 @@ def test_drawing_a_digit_gives_ten_probabilities(server, browser):
     for dx, dy in [(30, 0)] * 4 + [(-10, 25)] * 6:
         chain.move_by_offset(dx, dy).pause(0.02)
     chain.release().perform()
-    bars = find_all(browser, "[data-testid=digit-result] .bars li", 10)
-    assert len(bars) == 10
-    values = [float(b.find_element("css selector", ".value").text.rstrip("%")) for b in bars]
+    from selenium.webdriver.common.by import By
+
+    values = wait(browser).until(lambda d: [
+        float(v.text.rstrip("%")) for v in d.find_elements(
+            By.CSS_SELECTOR, "[data-testid=digit-result] .bars .value")] or None)
+    assert len(values) == 10
     assert abs(sum(values) - 100) < 1.0, values
-    assert find(browser, "[data-testid=digit-result] .verdict").text.startswith("Looks like")
+    assert text_of(browser, "[data-testid=digit-result] .verdict").startswith("Looks like")
     screenshot(browser, "ui-mnist")
 
 
@@ -124,9 +136,11 @@ def test_a_photo_gets_three_labels_and_the_random_weights_warning(server, browse
     else:
         assert not browser.find_elements("css selector", "[data-testid=warning]")
     find(browser, "input[type=file]").send_keys(str(SAMPLES / "images" / "umbrella.jpg"))
-    labels = find_all(browser, "[data-testid=photo-result] .bars li", 3)
-    assert len(labels) == 3
-    assert all(label.find_element("css selector", ".name").text for label in labels)
+    from selenium.webdriver.common.by import By
+
+    names = wait(browser).until(lambda d: [n.text for n in d.find_elements(
+        By.CSS_SELECTOR, "[data-testid=photo-result] .bars .name")] or None)
+    assert len(names) == 3 and all(names), names
     find(browser, ".drop img")
     screenshot(browser, "ui-inception_v3")
 
@@ -134,9 +148,8 @@ def test_a_photo_gets_three_labels_and_the_random_weights_warning(server, browse
 def test_typing_a_review_gives_a_probability(server, browser):
     open_page(browser, server, "/ui/imdb_sentiment")
     find(browser, "textarea").send_keys("A wonderful, moving film with a great cast.")
-    verdict = find(browser, "[data-testid=text-result] .verdict")
-    assert verdict.text in ("positive", "negative")
-    value = find(browser, "[data-testid=text-result] .bars .value").text
+    assert text_of(browser, "[data-testid=text-result] .verdict") in ("positive", "negative")
+    value = text_of(browser, "[data-testid=text-result] .bars .value")
     assert 0 <= float(value.rstrip("%")) <= 100
     screenshot(browser, "ui-imdb_sentiment")
 
