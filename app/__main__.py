@@ -35,6 +35,7 @@ def serve_one(settings: Settings, log_config: dict) -> None:
         signal.signal(stop_signal, lambda number, _: logging.info("stopped by signal %d", number))
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_config=log_config, log_level=settings.log_level.lower(),
+                access_log=False,  # app.access_log writes the same lines, cheaper
                 timeout_graceful_shutdown=settings.shutdown_grace_s)
 
 
@@ -47,7 +48,7 @@ def serve_many(settings: Settings, log_config: dict, workers: int) -> None:
     try:
         uvicorn.run("app.main:create_app", factory=True, workers=workers,
                     host=settings.host, port=settings.port, log_config=log_config,
-                    log_level=settings.log_level.lower(),
+                    log_level=settings.log_level.lower(), access_log=False,
                     timeout_graceful_shutdown=settings.shutdown_grace_s,
                     timeout_worker_healthcheck=WORKER_HEALTHCHECK_S)
     finally:

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import errors, loader, openapi, security, workers
+from app.access_log import AccessLog
 from app.manager import ModelManager
 from app.metrics import Metrics
 from app.middleware import BodyLimit, CountRequests
@@ -71,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await manager.close()
             if request_log is not None:
                 await asyncio.to_thread(request_log.close)
+            if access_log is not None:
+                access_log.flush()
 
     app = FastAPI(title="tfserve", version=VERSION, lifespan=lifespan, docs_url=None,
                   redoc_url=None, openapi_url="/openapi.json")
@@ -83,12 +86,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                  settings.request_log_payloads, settings.request_log_max_bytes,
                                  on_drop=metrics.request_log_dropped.inc)
     app.state.core = PredictCore(manager, settings, metrics, request_log)
+    access_log = (AccessLog(json_lines=settings.log_format == "json")
+                  if settings.log_level in ("DEBUG", "INFO") else None)
     errors.install(app)
     if settings.direct_predict:  # innermost: inside the body limit and the request count
         app.add_middleware(FastPath, routes=PREDICT_ROUTES)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(CountRequests, traffic=traffic)
-    app.add_middleware(RequestID)  # outside the body limit: its 413 carries the id too
+    # outside the body limit: its 413 carries the id too, and gets its access line
+    app.add_middleware(RequestID, access_log=access_log)
     if settings.cors_origins:  # outermost, so refusals carry CORS headers too
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST"],

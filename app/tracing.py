@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.access_log import AccessLog
+
 HEADER = "x-request-id"
 MAX_LENGTH = 128
 
@@ -39,10 +41,12 @@ def valid(given: bytes) -> bool:
 
 
 class RequestID:
-    """ASGI middleware (outermost but CORS): the id in, the id out."""
+    """ASGI middleware (outermost but CORS): the id in, the id out, and the access line
+    (app.access_log) written as the response starts, with the same id."""
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, access_log: AccessLog | None = None):
         self.app = app
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -52,10 +56,13 @@ class RequestID:
         request_id = given.decode() if valid(given) else uuid.uuid4().hex
         CURRENT.set(RequestContext(request_id, scope["path"]))
         header = (b"x-request-id", request_id.encode())
+        access_log = self.access_log
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), header]
+                if access_log is not None:
+                    access_log.add(scope, message["status"], request_id)
             await send(message)
 
         await self.app(scope, receive, send_with_id)

@@ -6,9 +6,10 @@
 
 Scenarios: mnist, mnist-32, inception-b64, inception-multipart, imdb-text, mnist-v2,
 inception-v2-binary (default: all).
-Systems: tfserve, routed, unbatched, workers2 (TFSERVE_WORKERS=2), baseline (tfserve from
-the checkout given with --baseline DIR, e.g. `git worktree add ../before HEAD~3`: before and
-after a change, side by side), plain, litserve, floor (default: all but baseline).
+Systems: tfserve (default settings, access log on), quiet (TFSERVE_LOG_LEVEL=WARNING: access
+log off), routed, unbatched, workers2 (TFSERVE_WORKERS=2), baseline (tfserve from the checkout
+given with --baseline DIR, e.g. `git worktree add ../before HEAD~3`: before and after a
+change, side by side), plain, litserve, floor (default: all but baseline).
 Needs wrk (apt-get install wrk) and the `bench` extra (LitServe). The overload run is
 `python -m bench.overload`.
 """
@@ -27,7 +28,8 @@ from bench import report as markdown_report
 from bench import run as runs
 from bench.run import SCENARIOS, Report, run
 
-SHORT = {"tfserve": runs.OURS, "routed": runs.ROUTED, "unbatched": runs.UNBATCHED,
+SHORT = {"tfserve": runs.OURS, "quiet": runs.QUIET, "routed": runs.ROUTED,
+         "unbatched": runs.UNBATCHED,
          "workers2": runs.WORKERS2, "baseline": runs.BASELINE, "plain": runs.PLAIN,
          "litserve": runs.LITSERVE, "floor": runs.FLOOR}
 SYSTEMS = [system for system in SHORT.values() if system != runs.BASELINE]

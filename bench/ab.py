@@ -1,14 +1,18 @@
 """`python -m bench.ab --base REV`: this tree's server against the one of a git revision.
 
     python -m bench.ab --base HEAD~1 [--scenario NAME ...] [--rounds 5] [--seconds 5]
-                       [--models-dir models] [--image PHOTO]
+                       [--models-dir models] [--image PHOTO] [--setting log_level=INFO ...]
+                       [--base-setting log_level=WARNING ...]
 
 A change that should not cost speed (a refactoring) or should gain it (a profiling step) is
 judged by a before/after on the same machine at the same time. Both servers run at once on
 the same models, idle but for the one being measured, and wrk alternates between them,
 round after round, in alternating order, so drift in a shared machine's speed hits both
 alike. Reports the median req/s and p99 of each side and their ratio. The base revision is
-checked out in a temporary git worktree and removed after.
+checked out in a temporary git worktree and removed after. Both servers run with
+TFSERVE_LOG_LEVEL=WARNING unless `--setting` says otherwise (`--setting log_level=INFO`: the
+default level, access log on); `--base-setting` applies to the base side only, so that one
+revision against itself compares two settings (the access log on against off, say).
 """
 
 from __future__ import annotations
@@ -48,20 +52,30 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--image", type=Path, help="photo for the image scenarios")
+    parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="a TFSERVE_ setting for both servers, e.g. log_level=INFO")
+    parser.add_argument("--base-setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="a TFSERVE_ setting for the base server only")
     args = parser.parse_args()
+    settings = dict(item.split("=", 1) for item in args.setting)
+    base_settings = {**settings, **dict(item.split("=", 1) for item in args.base_setting)}
     wrk.require()
     scenarios = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
     models = args.models_dir.resolve()
-    lines = [f"Before/after, `python -m bench.ab --base {args.base}`: median of {args.rounds} "
+    flags = "".join(f" --setting {item}" for item in args.setting) + "".join(
+        f" --base-setting {item}" for item in args.base_setting)
+    lines = [f"Before/after, `python -m bench.ab --base {args.base}{flags}`: median of "
+             f"{args.rounds} "
              f"alternating rounds of {args.seconds:g} s (wrk, keep-alive).", "",
              "| scenario | clients | base req/s | this req/s | this ÷ base | base p99 ms "
              "| this p99 ms |", "|---|---|---|---|---|---|---|"]
     with checkout(args.base) as tree, tempfile.TemporaryDirectory() as folder, \
-            our_server(models, source=tree) as base, our_server(models) as head:
+            our_server(models, source=tree, **base_settings) as base, \
+            our_server(models, **settings) as head:
         for scenario in scenarios:
             connections = min(max(scenario.connections), 64)
             body = write_body(Path(folder), scenario, OURS,
-                              example_instance(models, scenario.target, args.image))
+                              example_instance(models, scenario.target, args.image), head.url)
             path = route(scenario, OURS)
             runs: dict[str, list[wrk.Load]] = {"base": [], "this": []}
             for round_ in range(args.rounds):

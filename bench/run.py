@@ -23,12 +23,13 @@ import httpx
 from bench import inprocess, wrk
 from bench.processes import Running, free_port, our_server, rss_mib, serve
 
-OURS, UNBATCHED = "tfserve", "tfserve, batching off"
+OURS, UNBATCHED = "tfserve", "tfserve, batching off"  # tfserve: default settings, access log on
+QUIET = "tfserve, access log off"  # TFSERVE_LOG_LEVEL=WARNING
 ROUTED = "tfserve, FastAPI routing"  # TFSERVE_DIRECT_PREDICT=false: the hot path's before
 WORKERS2 = "tfserve, 2 workers"  # TFSERVE_WORKERS=2
 BASELINE = "tfserve, baseline source"  # --baseline DIR: another checkout, say the last release
 PLAIN, LITSERVE, FLOOR = "plain FastAPI", "LitServe (batching)", "FastAPI no-model floor"
-SERVERS = (OURS, ROUTED, UNBATCHED, WORKERS2, BASELINE)
+SERVERS = (OURS, QUIET, ROUTED, UNBATCHED, WORKERS2, BASELINE)
 
 
 @dataclass
@@ -45,7 +46,7 @@ class Scenario:
 
 SCENARIOS = [
     Scenario("mnist", "mnist/serving_default", 1, [1, 16, 64, 256],
-             [OURS, ROUTED, UNBATCHED, WORKERS2, BASELINE, PLAIN, LITSERVE, FLOOR]),
+             [OURS, QUIET, ROUTED, UNBATCHED, WORKERS2, BASELINE, PLAIN, LITSERVE, FLOOR]),
     Scenario("mnist-v2", "mnist/serving_default", 1, [1, 64], [OURS], protocol="v2-json"),
     Scenario("mnist-32", "mnist/serving_default", 32, [16],
              [OURS, UNBATCHED, PLAIN, LITSERVE, FLOOR]),
@@ -173,12 +174,15 @@ def batch_totals(url: str, target: str) -> tuple[float, float]:
 def start(system: str, models_dir: Path, targets: list[str],
           baseline: Path | None = None) -> Iterator[Running]:
     if system == OURS:
-        with our_server(models_dir) as running:
+        with our_server(models_dir, log_level="INFO") as running:
+            yield running
+    elif system == QUIET:
+        with our_server(models_dir, log_level="WARNING") as running:
             yield running
     elif system == BASELINE:
         if baseline is None:
             raise SystemExit("the baseline system needs --baseline DIR (another checkout)")
-        with our_server(models_dir, source=baseline) as running:
+        with our_server(models_dir, source=baseline, log_level="INFO") as running:
             yield running
     elif system == UNBATCHED:
         with our_server(models_dir, batching_enabled="false") as running:
