@@ -177,10 +177,12 @@ def numeric_array(value: Any, spec: TensorInfo) -> np.ndarray:
         if array.size and (array.min() < info.min or array.max() > info.max):
             raise InvalidInput(f"input {spec.name!r}: values out of {spec.dtype} range "
                                f"[{info.min}, {info.max}]")
-    elif target.kind == "f" and kind in "f" and not np.all(np.isfinite(array)):
-        raise InvalidInput(f"input {spec.name!r}: values must be finite numbers")
-    elif target.kind == "f" and array.size and np.abs(array).max() > np.finfo(target).max:
-        raise InvalidInput(f"input {spec.name!r}: values out of {spec.dtype} range")
+    elif target.kind == "f" and array.size:
+        largest = np.abs(array).max()  # one pass: NaN and infinities surface here too
+        if not np.isfinite(largest):
+            raise InvalidInput(f"input {spec.name!r}: values must be finite numbers")
+        if largest > np.finfo(target).max:
+            raise InvalidInput(f"input {spec.name!r}: values out of {spec.dtype} range")
     return array.astype(target, copy=False)
 
 
