@@ -73,7 +73,7 @@ def our_server(models_dir: Path, source: Path = ROOT, **settings: object) -> Ite
 def rss_mib(pid: int) -> float:
     """Resident memory of a process and its children (LitServe runs workers)."""
     total = 0.0
-    for process in [pid, *children(pid)]:
+    for process in [pid, *descendants(pid)]:
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{process}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -81,11 +81,11 @@ def rss_mib(pid: int) -> float:
     return total
 
 
-def children(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
+    """The process ids below `pid`, children and theirs."""
     found = []
     with contextlib.suppress(OSError):
         for task in Path(f"/proc/{pid}/task").iterdir():
-            children = (task / "children").read_text().split()
-            for child in map(int, children):
-                found += [child, *children(child)]
+            for child in map(int, (task / "children").read_text().split()):
+                found += [child, *descendants(child)]
     return found

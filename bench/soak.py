@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.processes import children
+from bench.processes import descendants
 from tests.load import exchange, post_request
 from tests.server import running_server
 
@@ -253,7 +253,7 @@ def process_sample(pid: int, at_s: float) -> Sample:
     """Memory, threads and descriptors of the server and its children (workers)."""
     rss = 0.0
     threads = sockets = others = 0
-    for process in [pid, *children(pid)]:
+    for process in [pid, *descendants(pid)]:
         with suppress(OSError):
             for line in Path(f"/proc/{process}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
