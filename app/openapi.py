@@ -81,7 +81,7 @@ def _document_errors(schema: dict, security: list[dict]) -> None:
 
 def _describe(info: SignatureInfo, servable: Servable) -> str:
     """Inputs with what the export says each expects, outputs, and its warning if any."""
-    notes = ((servable.card or {}).get("inputs") or {}).get(info.name) or {}
+    notes = servable.input_notes(info.name)
     inputs = "\n".join(f"- `{k}` {v.describe()}" + (f": {notes[k]}" if k in notes else "")
                        for k, v in info.inputs.items())
     outputs = ", ".join(f"`{k}` {v.describe()}" for k, v in info.outputs.items())

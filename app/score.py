@@ -78,14 +78,14 @@ class LocalModel:
     def __init__(self, model_dir: Path, model: str):
         from app import loader
         from app.repository import scan
+        from app.servable import export_warning
 
         versions = scan(model_dir).get(model)
         if not versions:
             raise SystemExit(f"error: no versions of {model!r} in {model_dir}")
         self.version = loader.load(model_dir / model / str(versions[-1]))
-        found = [s.get("warning") for s in (self.version.card, self.version.training_metrics)
-                 if s and s.get("warning")]
-        self.warning = f"{model}/{versions[-1]}: {found[0]}" if found else None
+        found = export_warning(self.version.card, self.version.training_metrics)
+        self.warning = f"{model}/{versions[-1]}: {found}" if found else None
 
     def predict(self, signature: str, values: list, full: bool) -> list[dict]:
         import numpy as np

@@ -21,6 +21,17 @@ from app.breaker import CircuitBreaker
 from app.errors import NotFound
 from app.signatures import SignatureInfo
 
+HISTORY_PLOT = "training_history.png"
+
+
+def export_warning(card: dict | None, metrics: dict | None) -> str | None:
+    """What an export says makes its answers untrustworthy (random weights, say): from its
+    model card, else its metrics."""
+    for source in (card, metrics):
+        if source and source.get("warning"):
+            return str(source["warning"])
+    return None
+
 
 class ModelState(enum.StrEnum):
     START = "START"
@@ -49,12 +60,18 @@ class Servable:
 
     @property
     def warning(self) -> str | None:
-        """What the export says makes its answers untrustworthy (random weights, say): from
-        its model card, else its metrics. Shown wherever a user looks, and on every answer."""
-        for source in (self.card, self.training_metrics):
-            if source and source.get("warning"):
-                return str(source["warning"])
-        return None
+        """Shown wherever a user looks, and on every answer (`export_warning`)."""
+        return export_warning(self.card, self.training_metrics)
+
+    def input_notes(self, signature: str) -> dict[str, str]:
+        """What the model card says each input of `signature` expects, by input name."""
+        return ((self.card or {}).get("inputs") or {}).get(signature) or {}
+
+    @property
+    def history_plot(self) -> Path | None:
+        """The training plot the export drew, if it has one."""
+        plot = self.path / HISTORY_PLOT
+        return plot if plot.is_file() else None
 
     @functools.cached_property
     def answer_headers(self) -> dict[str, str]:

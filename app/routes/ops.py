@@ -22,8 +22,8 @@ from app import codecs
 from app.errors import NotFound
 from app.manager import ModelManager
 from app.routes.deps import ManagerDep
+from app.servable import HISTORY_PLOT, Servable
 
-HISTORY_PLOT = "training_history.png"
 router = APIRouter(tags=["operations"])
 catalog = APIRouter(tags=["models"])
 
@@ -95,8 +95,7 @@ async def models(manager: ManagerDep) -> dict:
                 "training": s.training_metrics,
                 "card": s.card,
                 "warning": s.warning,
-                "training_history": (f"/models/{name}/versions/{v}/training_history.png"
-                                     if (s.path / HISTORY_PLOT).is_file() else None),
+                "training_history": history_url(s),
             } for v, s in sorted(loaded.items(), reverse=True)],
             "ui": f"/ui/{name}",
             "failed_versions": [{"version": f.version, "error": f.error}
@@ -118,7 +117,14 @@ async def example(model: str, signature: str, manager: ManagerDep) -> Response:
              responses={200: {"content": {"image/png": {}}}})
 async def training_history(model: str, version: int, manager: ManagerDep) -> FileResponse:
     """The loss and accuracy curves the export drew (`training_history.png`)."""
-    plot = manager.get(model, version).path / HISTORY_PLOT
-    if not plot.is_file():
+    plot = manager.get(model, version).history_plot
+    if plot is None:
         raise NotFound(f"{model} version {version} has no training plot (not trained here)")
     return FileResponse(plot, media_type="image/png")
+
+
+def history_url(servable: Servable) -> str | None:
+    """Where the version's training plot is served, if it has one."""
+    if servable.history_plot is None:
+        return None
+    return f"/models/{servable.name}/versions/{servable.version}/{HISTORY_PLOT}"

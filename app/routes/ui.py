@@ -23,7 +23,7 @@ from starlette.responses import FileResponse
 
 from app.errors import NotFound
 from app.routes.deps import ManagerDep
-from app.routes.ops import HISTORY_PLOT
+from app.routes.ops import history_url
 from app.servable import Servable
 from app.signatures import SignatureInfo
 
@@ -56,7 +56,6 @@ async def card(model: str, manager: ManagerDep) -> dict:
         raise NotFound(f"model {model!r} is not served")
     servable = versions[max(versions)]
     card = servable.card or {}
-    notes = card.get("inputs") or {}
     return {
         "model": model,
         "version": servable.version,
@@ -67,9 +66,8 @@ async def card(model: str, manager: ManagerDep) -> dict:
         "training": servable.training_metrics or {},
         "labels": servable.labels,
         "warning": servable.warning,
-        "training_history": (f"/models/{model}/versions/{servable.version}/{HISTORY_PLOT}"
-                             if (servable.path / HISTORY_PLOT).is_file() else None),
-        "signatures": {name: _signature(info, notes.get(name) or {})
+        "training_history": history_url(servable),
+        "signatures": {name: _signature(info, servable.input_notes(name))
                        for name, info in sorted(servable.signatures.items())},
         "playgrounds": playgrounds(servable),
     }
