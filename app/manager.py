@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +51,20 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+def started_executor(threads: int, name: str) -> ThreadPoolExecutor:
+    """A pool with all its threads running from the start.
+
+    ThreadPoolExecutor adds a thread only when every existing one is busy, so a pool that
+    grows at the first rare burst, minutes into a run, looks like a leak to anyone watching
+    the thread count (the soak's check). Started whole, the count is fixed at startup.
+    """
+    executor = ThreadPoolExecutor(threads, thread_name_prefix=name)
+    everyone_started = threading.Barrier(threads)
+    for started in [executor.submit(everyone_started.wait) for _ in range(threads)]:
+        started.result()
+    return executor
+
+
 class ModelManager:
     def __init__(self, settings: Settings, metrics: Metrics, traffic: Traffic | None = None):
         self.settings = settings
@@ -57,8 +72,7 @@ class ModelManager:
         self.traffic = traffic
         self.repository = Repository(settings.model_dir, settings.max_versions,
                                      settings.model_config_file, settings.model_config_poll_s)
-        self.executor = ThreadPoolExecutor(settings.inference_threads,
-                                           thread_name_prefix="inference")
+        self.executor = started_executor(settings.inference_threads, "inference")
         self.servables: dict[str, dict[int, Servable]] = {}
         self.ready = False
         self.not_ready_reason = "models are loading"

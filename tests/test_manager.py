@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import numpy as np
 import pytest
 
 from app.errors import NotFound, NotReady
-from app.manager import ModelManager
+from app.manager import ModelManager, started_executor
 from app.metrics import Metrics
 from app.servable import ModelState
 from app.settings import Settings
@@ -97,3 +98,15 @@ def test_an_empty_repository_is_not_ready_until_a_model_appears(models_dir, tmp_
     (ready, reason), after = asyncio.run(scenario())
     assert not ready and "no loadable model" in reason
     assert after
+
+
+def test_the_inference_threads_all_run_from_the_start():
+    """A pool that grows at its first rare burst would read as a thread leak in a long run."""
+    before = {t.name for t in threading.enumerate()}
+    executor = started_executor(3, "pool-under-test")
+    try:
+        started = {t.name for t in threading.enumerate()} - before
+        assert len([name for name in started if name.startswith("pool-under-test")]) == 3
+        assert executor.submit(sum, [1, 2]).result() == 3
+    finally:
+        executor.shutdown(wait=True)
