@@ -2,9 +2,11 @@
 
 Under overload a queue grows until requests time out after their whole deadline: every
 client waits, then fails. Instead each batcher measures the rows per second its model
-sustains and asks this policy, before queueing, whether the rows ahead of a new request and
-its own rows can run within the time its deadline leaves, and within the queue-delay target.
-A refusal costs microseconds and carries Retry-After, so a client or proxy retries elsewhere.
+sustains and asks this policy, before queueing, when a new request would have its answer:
+what is left of the batch the model is running now, then the queued rows and its own at the
+measured rate. It is admitted when that time fits in what its deadline leaves, and within
+the queue-delay target. A refusal costs microseconds and carries Retry-After, so a client or
+proxy retries elsewhere.
 
 The deadline alone lets the queue fill up to 80% of it, so under overload every accepted
 request waits nearly its whole deadline. The target (TFSERVE_MAX_QUEUE_DELAY_MS, per model
@@ -40,6 +42,24 @@ class DeadlineAdmission:
         self.max_queue_delay_s = max_queue_delay_s  # None: derived from the measured rate
         self._rates: collections.deque[float] = collections.deque(maxlen=window)
         self._batches_seen = 0
+        self._running: tuple[int, float] | None = None  # (rows, monotonic start) of the call
+
+    def started(self, rows: int) -> None:
+        """The model began a call of `rows` rows."""
+        self._running = (rows, time.monotonic())
+
+    def ended(self) -> None:
+        """The model's call returned (or failed)."""
+        self._running = None
+
+    def running_left_s(self, rate: float) -> float:
+        """What remains of the running call at `rate`. Counting the whole call, as if it
+        had just begun, refused by half a batch too early on average: goodput lost under
+        overload for no latency gained."""
+        if self._running is None:
+            return 0.0
+        rows, since = self._running
+        return max(0.0, since + rows / rate - time.monotonic())
 
     def record(self, rows: int, seconds: float) -> None:
         """One finished model call; the first (the warm-up) pays one-time graph costs."""
@@ -54,14 +74,15 @@ class DeadlineAdmission:
         return max(self._rates) if self._rates else None
 
     def check(self, rows_ahead: int, rows: int, deadline: float) -> None:
-        """Raise `Overloaded` when `rows_ahead` queued or running rows plus `rows` new ones
-        are estimated to end past `deadline` (monotonic), less the margin."""
+        """Raise `Overloaded` when the running call's remainder, `rows_ahead` queued rows
+        and `rows` new ones are estimated to end past `deadline` (monotonic), less the
+        margin, or past the queue-delay target."""
         rate = self.rows_per_s
         if rate is None:
             return
         # under sustained overload every admitted request sits at this bound, so the estimate
         # keeps a margin for its own error (rates vary from batch to batch)
-        wait = (rows_ahead + rows) / rate
+        wait = self.running_left_s(rate) + (rows_ahead + rows) / rate
         if wait > self.margin * (deadline - time.monotonic()):
             raise Overloaded(f"{self.name}: the queue holds ~{wait:.1f}s of work, more than "
                              "the request deadline; retry shortly")

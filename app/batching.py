@@ -188,7 +188,6 @@ class Batcher(BoundedRunner):
         self.admission = DeadlineAdmission(
             name, batch_rows=max_batch_size,
             max_queue_delay_s=max_queue_delay_ms / 1000 if max_queue_delay_ms else None)
-        self._running_rows = 0  # rows of the batch the model is running now
 
     def start(self) -> None:
         if self._task is None:
@@ -198,7 +197,7 @@ class Batcher(BoundedRunner):
     async def submit(self, inputs: Arrays, rows: int, deadline: float) -> Arrays:
         """Queue `rows` rows and wait for their outputs, until `deadline` (monotonic)."""
         self._admit(rows)
-        self.admission.check(self._running_rows + self._queued_rows, rows, deadline)
+        self.admission.check(self._queued_rows, rows, deadline)
         pending = Pending(inputs, rows, asyncio.get_running_loop().create_future())
         self._queue.append(pending)
         self._queued_rows += rows
@@ -240,7 +239,7 @@ class Batcher(BoundedRunner):
         if self._on_batch is not None:
             self._on_batch(rows)
         started = time.monotonic()
-        self._running_rows = rows
+        self.admission.started(rows)
         try:
             results = await self._run_batch(batch)
             self.admission.record(rows, time.monotonic() - started)
@@ -258,7 +257,7 @@ class Batcher(BoundedRunner):
             self._fail(batch, err)
             return
         finally:
-            self._running_rows = 0
+            self.admission.ended()
         self._record(None)
         for pending, result in zip(batch, results, strict=True):
             if not pending.future.done():

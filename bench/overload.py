@@ -8,9 +8,12 @@
 3. overload: requests arrive on a fixed schedule at `factor` x capacity (open loop: arrivals
    do not slow down when the server does, as with real users), for `seconds`;
 4. recovery: the closed loop again; every request must succeed.
-Targets: accepted p99 under overload <= 2 x the p99 at half load, goodput (answers 200 per
-second) >= 95% of capacity, nothing lost. `--max-queue-delay-ms 1e9` switches the
-queue-delay target off (the deadline alone admits), for a before/after.
+Targets: accepted p99 under overload <= 2 x the p99 at half load (or <= the queue-delay
+target when `--max-queue-delay-ms` sets one), goodput (answers 200 per second) >= 95% of
+capacity, nothing lost. Capacity is the mean of the closed loop before the overload and the
+one after it, so that the machine's drift during the run does not decide the ratio (both are
+reported). `--max-queue-delay-ms 1e9` switches the queue-delay target off (the deadline
+alone admits), for a before/after.
 The request is the model's own example from the server's OpenAPI document. Memory is the
 server process' RSS, sampled every 0.25 s. Exits 1 when a guarantee does not hold.
 """
@@ -40,7 +43,9 @@ class Outcome:
 class Report:
     model: str
     deadline_s: float
+    max_queue_delay_ms: float  # 0: the server's default
     capacity_rps: float
+    capacity_before_rps: float
     offered_rps: float
     factor: float
     seconds: float
@@ -118,7 +123,8 @@ def count(outcomes: list[Outcome]) -> dict[str, int]:
 
 
 def run(url: str, pid: int, model: str, signature: str, deadline_s: float, factor: float,
-        seconds: float, clients: int = 4, probe_s: float = 5.0) -> Report:
+        seconds: float, clients: int = 4, probe_s: float = 5.0,
+        max_queue_delay_ms: float = 0) -> Report:
     path = f"/models/{model}/{signature}/predict"
     schema = httpx.get(url + "/openapi.json", timeout=30).json()
     body = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]["example"]
@@ -132,10 +138,13 @@ def run(url: str, pid: int, model: str, signature: str, deadline_s: float, facto
     offered = asyncio.run(open_loop(url, path, body, capacity * factor, seconds, pid, rss))
     time.sleep(deadline_s)  # whatever was queued has finished or expired
     recovery = asyncio.run(closed_loop(url, path, body, clients, probe_s))
+    recovery_rps = sum(o.status == 200 for o in recovery) / probe_s
     accepted = [o.seconds for o in offered if o.status == 200]
     refused = [o for o in offered if o.status in (429, 503)]
     report = Report(
-        model=model, deadline_s=deadline_s, capacity_rps=round(capacity, 1),
+        model=model, deadline_s=deadline_s, max_queue_delay_ms=max_queue_delay_ms,
+        capacity_rps=round((capacity + recovery_rps) / 2, 1),
+        capacity_before_rps=round(capacity, 1),
         offered_rps=round(len(offered) / seconds, 1),
         factor=round(len(offered) / seconds / capacity, 2), seconds=seconds,
         statuses=count(offered),
@@ -151,7 +160,7 @@ def run(url: str, pid: int, model: str, signature: str, deadline_s: float, facto
         refused_with_retry_after=sum(o.retry_after is not None for o in refused),
         rss_mib_before=round(rss_before), rss_mib_max=round(max(rss)),
         rss_mib_after=round(rss_mib(pid)),
-        recovery_rps=round(sum(o.status == 200 for o in recovery) / probe_s, 1),
+        recovery_rps=round(recovery_rps, 1),
         recovery_statuses=count(recovery))
     report.problems = check(report, offered)
     report.missed_targets = missed_targets(report)
@@ -186,7 +195,11 @@ def check(report: Report, offered: list[Outcome]) -> list[str]:
 def missed_targets(report: Report) -> list[str]:
     """The latency and goodput targets under overload (issue 13), beside the guarantees."""
     missed = []
-    if report.accepted_p99_ms > 2 * report.half_load_p99_ms:
+    configured = 0 < report.max_queue_delay_ms < report.deadline_s * 1000
+    if configured and report.accepted_p99_ms > report.max_queue_delay_ms:
+        missed.append(f"accepted p99 {report.accepted_p99_ms} ms is over the "
+                      f"{report.max_queue_delay_ms:g} ms queue-delay target")
+    if not configured and report.accepted_p99_ms > 2 * report.half_load_p99_ms:
         missed.append(f"accepted p99 {report.accepted_p99_ms} ms is over twice the "
                       f"{report.half_load_p99_ms} ms at half load")
     if report.goodput_rps < 0.95 * report.capacity_rps:
@@ -223,7 +236,7 @@ def main() -> int:
                         max_batch_size=args.max_batch_size, poll_interval_s=0,
                         max_queue_delay_ms=args.max_queue_delay_ms) as url:
         report = run(url, url.pid, args.model, args.signature, args.deadline, args.factor,
-                     args.seconds)
+                     args.seconds, max_queue_delay_ms=args.max_queue_delay_ms)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "overload.json").write_text(json.dumps(asdict(report), indent=2))
     (args.out / "overload.md").write_text(markdown(report))

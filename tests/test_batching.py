@@ -297,6 +297,20 @@ def test_the_batcher_asks_admission_with_the_rows_ahead_of_a_request(executor):
     assert [r["y"].item() for r in served] == [2.0 * i for i in range(8)]
 
 
+def test_admission_counts_only_what_is_left_of_the_running_call():
+    far = time.monotonic() + 60
+    admission = DeadlineAdmission("m/1/s", batch_rows=4, max_queue_delay_s=0.45)
+    admission.record(1, 10.0)  # warm-up
+    admission.record(10, 1.0)  # 10 rows/s
+    admission.started(5)  # a call of 0.5 s begins
+    with pytest.raises(Overloaded, match="~600 ms of work"):
+        admission.check(0, 1, far)  # its 0.5 s, then 0.1 s for the new row
+    time.sleep(0.3)
+    admission.check(0, 1, far)  # ~0.2 s of it left: ~0.3 s in all
+    admission.ended()
+    admission.check(3, 1, far)  # nothing running: four queued rows, 0.4 s
+
+
 def test_admission_keeps_the_estimated_queue_delay_under_its_target():
     now = time.monotonic()
     far = now + 60  # the deadline is not what refuses here
