@@ -62,8 +62,10 @@ clean:
 fuzz: install keras-cache
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} FUZZ_SEED=$${FUZZ_SEED:-$$RANDOM} $(PY) -m pytest -s tests/test_fuzz.py
 
+# a 1 s queue-delay target, as behind a retrying proxy; QUEUE_DELAY_MS=0: the server's default
+QUEUE_DELAY_MS ?= 1000
 overload: models
-	$(PY) -m bench.overload --models-dir $(MODELS_DIR)
+	$(PY) -m bench.overload --models-dir $(MODELS_DIR) --max-queue-delay-ms $(QUEUE_DELAY_MS)
 
 # 20 minutes of mixed traffic at 70% of capacity with versions rotating: drift checks and a plot
 soak: models

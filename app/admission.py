@@ -3,20 +3,26 @@
 Under overload a queue grows until requests time out after their whole deadline: every
 client waits, then fails. Instead each batcher measures the rows per second its model
 sustains and asks this policy, before queueing, when a new request would have its answer:
-what is left of the batch the model is running now, then the queued rows and its own at the
-measured rate. It is admitted when that time fits in what its deadline leaves, and within
-the queue-delay target. A refusal costs microseconds and carries Retry-After, so a client or
-proxy retries elsewhere.
+after what is left of the call the model is running now, the queued rows, and the batch the
+request lands in, counted full (under overload the requests that arrive after it fill that
+batch before it runs; counting only its own rows made accepted requests wait twice the
+target). It is admitted when that time fits in what its deadline leaves, and within the
+queue-delay target. A refusal costs microseconds and carries Retry-After, so a client or
+proxy retries elsewhere. A model with nothing running and nothing queued always takes the
+request (within its deadline): refusing it could not shorten any wait.
 
 The deadline alone lets the queue fill up to 80% of it, so under overload every accepted
 request waits nearly its whole deadline. The target (TFSERVE_MAX_QUEUE_DELAY_MS, per model
 in TFSERVE_MODEL_OVERRIDES) caps the estimated wait. By default it is the time of
-QUEUE_DELAY_BATCHES full batches at the measured rate (the running batch and the next one:
-the model never idles for want of queued work), and at least QUEUE_DELAY_FLOOR_S. A tighter
-default (8x the fastest call) cut the accepted p99 at 4x overload sixfold, but it also refused
-closed-loop clients at ordinary concurrency (16 clients of inception_v3 or of 32-row mnist
-requests got 503 storms in the benchmark): a tight target is a deployment's choice, behind
-a proxy that retries elsewhere.
+QUEUE_DELAY_BATCHES full batches at the measured rate (the running call, one batch queued
+behind it so the model never idles for want of work, the request's own), and at least
+QUEUE_DELAY_FLOOR_S. A configured target shorter than that also caps the rows per call, to
+a third of the target (less the margin) at the measured rate: a request must wait for the
+call ahead of it and run in its own, and no queue policy makes a wait shorter than those.
+A tighter default would refuse closed-loop clients at ordinary concurrency (16 clients of
+inception_v3 or of 32-row mnist requests got 503 storms in the benchmark with 8x the
+fastest call): a tight target is a deployment's choice, behind a proxy that retries
+elsewhere.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import time
 from app.errors import Overloaded
 
 DEADLINE_MARGIN = 0.8  # admit work estimated to end within this share of the time left
-QUEUE_DELAY_BATCHES = 2.0
+QUEUE_DELAY_BATCHES = 3
 QUEUE_DELAY_FLOOR_S = 0.25
 
 
@@ -73,21 +79,32 @@ class DeadlineAdmission:
         what the model sustains, and refusing on an understatement would refuse servable work."""
         return max(self._rates) if self._rates else None
 
+    def batch_limit(self) -> int:
+        """Rows per model call: a full batch, or what a configured target leaves room for."""
+        rate = self.rows_per_s
+        if rate is None or self.max_queue_delay_s is None:
+            return self.batch_rows
+        fits = int(rate * self.margin * self.max_queue_delay_s / QUEUE_DELAY_BATCHES)
+        return max(1, min(self.batch_rows, fits))
+
     def check(self, rows_ahead: int, rows: int, deadline: float) -> None:
-        """Raise `Overloaded` when the running call's remainder, `rows_ahead` queued rows
-        and `rows` new ones are estimated to end past `deadline` (monotonic), less the
+        """Raise `Overloaded` when a request of `rows` rows, behind the running call and
+        `rows_ahead` queued rows, is estimated to end past `deadline` (monotonic), less the
         margin, or past the queue-delay target."""
         rate = self.rows_per_s
         if rate is None:
             return
-        # under sustained overload every admitted request sits at this bound, so the estimate
-        # keeps a margin for its own error (rates vary from batch to batch)
-        wait = self.running_left_s(rate) + (rows_ahead + rows) / rate
+        idle = self._running is None and rows_ahead == 0
+        own_batch = rows if idle else max(rows, self.batch_limit())
+        wait = self.running_left_s(rate) + (rows_ahead + own_batch) / rate
+        # under sustained overload every admitted request sits at these bounds, so the
+        # estimate keeps a margin for its own error (rates vary from call to call) and for
+        # the time a request spends outside the model (HTTP, decoding, encoding)
         if wait > self.margin * (deadline - time.monotonic()):
             raise Overloaded(f"{self.name}: the queue holds ~{wait:.1f}s of work, more than "
                              "the request deadline; retry shortly")
         target = self.queue_delay_target_s(rate)
-        if wait > target:
+        if not idle and wait > self.margin * target:
             raise Overloaded(f"{self.name}: the queue holds ~{wait * 1000:.0f} ms of work, "
                              f"over its {target * 1000:.0f} ms target; retry shortly")
 

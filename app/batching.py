@@ -211,21 +211,22 @@ class Batcher(BoundedRunner):
                     return
                 self._arrived.clear()
                 await self._arrived.wait()
-            await self._wait_for_batch()
-            batch = take_batch(self._queue, self.max_batch_size)
+            limit = self.admission.batch_limit()
+            await self._wait_for_batch(limit)
+            batch = take_batch(self._queue, limit)
             self._queued_rows = sum(p.rows for p in self._queue)  # also forgets dropped ones
             if batch:
                 await self._execute(batch)
 
-    async def _wait_for_batch(self) -> None:
-        """Until the queue holds a full batch, its oldest request's timeout has passed, or no
-        other request in the server could still join."""
+    async def _wait_for_batch(self, limit: int) -> None:
+        """Until the queue holds `limit` rows (a full batch), its oldest request's timeout
+        has passed, or no other request in the server could still join."""
         deadline = self._queue[0].enqueued_at + self._timeout
         watching = (self._traffic.watching(self._arrived) if self._traffic is not None
                     else contextlib.nullcontext())
         with watching, contextlib.suppress(TimeoutError):
             async with asyncio.timeout_at(deadline):
-                while self._queued_rows < self.max_batch_size and not self._closing:
+                while self._queued_rows < limit and not self._closing:
                     if self._traffic is not None and not self._traffic.others_busy:
                         return
                     self._arrived.clear()

@@ -52,8 +52,8 @@ class Settings(BaseSettings):
         4096, description="rows waiting per signature before new requests get 503")
     max_queue_delay_ms: float = Field(
         0, ge=0, description="admit a request only if its estimated wait in the queue stays "
-                             "under this (0: two full batches at the measured rate, at "
-                             "least 250 ms)")
+                             "under this (0: three full batches at the measured rate, at "
+                             "least 250 ms); a shorter target also caps the rows per call")
     model_overrides: dict[str, BatchingOverride] = Field(
         default_factory=dict, description="per-model batching knobs (JSON)")
     request_timeout_s: PositiveFloat = Field(

@@ -259,7 +259,8 @@ def test_bad_configuration_fails_in_the_constructor(executor):
 
 
 def test_admission_refuses_what_the_measured_rate_cannot_finish_in_time():
-    admission = DeadlineAdmission("m/1/s")
+    # one-row batches and a target of 10 s: the deadline decides here
+    admission = DeadlineAdmission("m/1/s", batch_rows=1, max_queue_delay_s=10)
     now = time.monotonic()
     admission.check(10_000, 1, now + 0.01)  # no rate measured yet: everything is admitted
     admission.record(1, 10.0)  # the first call (warm-up) does not count
@@ -308,7 +309,7 @@ def test_admission_counts_only_what_is_left_of_the_running_call():
     time.sleep(0.3)
     admission.check(0, 1, far)  # ~0.2 s of it left: ~0.3 s in all
     admission.ended()
-    admission.check(3, 1, far)  # nothing running: four queued rows, 0.4 s
+    admission.check(2, 1, far)  # nothing running: three queued rows, 0.3 s
 
 
 def test_admission_keeps_the_estimated_queue_delay_under_its_target():
@@ -316,19 +317,62 @@ def test_admission_keeps_the_estimated_queue_delay_under_its_target():
     far = now + 60  # the deadline is not what refuses here
     derived = DeadlineAdmission("m/1/s", batch_rows=4)
     derived.record(1, 10.0)  # warm-up: not a measure of the model
-    derived.record(10, 1.0)  # 10 rows/s: a full batch of 4 in 0.4 s, two in 0.8 s
-    derived.check(6, 1, far)  # ~0.7 s
-    with pytest.raises(Overloaded, match="over its 800 ms target"):
-        derived.check(8, 1, far)  # ~0.9 s
+    derived.record(10, 1.0)  # 10 rows/s: a full batch of 4 in 0.4 s, three in 1.2 s
+    assert derived.batch_limit() == 4
+    # admitted up to 80% of the target (the margin of the estimate's error)
+    derived.check(5, 1, far)  # 5 rows ahead, then its own batch (filled to 4): ~0.9 s
+    with pytest.raises(Overloaded, match="~1000 ms of work, over its 1200 ms target"):
+        derived.check(6, 1, far)
     configured = DeadlineAdmission("m/1/s", batch_rows=4, max_queue_delay_s=0.3)
     configured.record(1, 10.0)
     configured.record(10, 1.0)
-    configured.check(2, 1, far)
+    assert configured.batch_limit() == 1  # a third of 80% of 0.3 s at 10 rows/s, at least 1
+    configured.check(1, 1, far)
     with pytest.raises(Overloaded, match="300 ms target"):
-        configured.check(3, 1, far)
+        configured.check(2, 1, far)
     fast = DeadlineAdmission("m/1/s", batch_rows=64)
     fast.record(1, 10.0)
-    fast.record(64, 0.001)  # 64k rows/s: two batches in 2 ms, so the 250 ms floor holds
-    fast.check(15_000, 1, far)
+    fast.record(64, 0.001)  # 64k rows/s: three batches in 3 ms, so the 250 ms floor holds
+    fast.check(12_000, 1, far)
     with pytest.raises(Overloaded, match="250 ms target"):
-        fast.check(16_500, 1, far)
+        fast.check(13_000, 1, far)
+
+
+def test_an_idle_model_takes_a_request_its_target_is_too_short_for():
+    far = time.monotonic() + 60
+    admission = DeadlineAdmission("m/1/s", batch_rows=4, max_queue_delay_s=0.05)
+    admission.record(1, 10.0)
+    admission.record(10, 1.0)  # one row takes 0.1 s, twice the target
+    admission.check(0, 1, far)  # nothing running or queued: refusing would shorten nothing
+    admission.started(1)
+    with pytest.raises(Overloaded, match="50 ms target"):
+        admission.check(0, 1, far)
+    admission.ended()
+    with pytest.raises(Overloaded, match="request deadline"):  # the deadline still holds
+        admission.check(0, 20, time.monotonic() + 1)  # 2 s of work, idle or not
+
+
+def test_a_configured_target_caps_the_rows_of_each_call(executor):
+    calls: list[int] = []
+
+    def ten_rows_per_s(inputs):
+        calls.append(len(inputs["x"]))
+        time.sleep(0.1 * len(inputs["x"]))
+        return {"y": inputs["x"] * 2}
+
+    async def scenario():
+        batcher = Batcher(ten_rows_per_s, executor, max_batch_size=8, batch_timeout_ms=50,
+                          max_queue_rows=1000, name="capped", max_queue_delay_ms=800)
+        batcher.admission.record(1, 1.0)  # warm-up
+        batcher.admission.record(10, 1.0)  # 10 rows/s: a third of 80% of 0.8 s holds 2 rows
+        batcher.start()
+        results = await submit_all(batcher, [rows(i) for i in range(6)])
+        await batcher.close()
+        return results
+
+    results = asyncio.run(scenario())
+    # the sixth would end after 0.1 s per row ahead and 0.2 s for its own call: 0.7 s,
+    # past 80% of the target
+    assert [r["y"].item() for r in results[:5]] == [0.0, 2.0, 4.0, 6.0, 8.0]
+    assert isinstance(results[5], Overloaded)
+    assert calls == [2, 2, 1]  # 8 rows allowed, 2 per call
