@@ -5,9 +5,12 @@
 
 `TFSERVE_REQUEST_LOG` names a file (appended to) or `stdout`; `TFSERVE_REQUEST_LOG_SAMPLE` the
 share of requests logged; `TFSERVE_REQUEST_LOG_PAYLOADS` adds inputs and outputs, each array
-cut to its dtype and shape past PAYLOAD_BYTES. A request only puts its line on a bounded
-queue; a writer thread drains it in batches. When the queue is full the line is dropped and
-counted (`tfserve_request_log_dropped_total`), never waited for. The writer restarts after
+cut to its dtype and shape past PAYLOAD_BYTES. A request only appends its line to a bounded
+deque; a writer thread wakes every FLUSH_S and writes what is there in one call. When the
+deque is full the line is dropped and counted (`tfserve_request_log_dropped_total`), never
+waited for. A queue.Queue woke the writer for every line (a lock, a notify and a thread
+switch per request, competing with the event loop for the GIL): at 64 clients on mnist the
+log then cost 11% of the throughput, over the 10% budget. The writer restarts after
 any failure, keeping the lines it held; the file is reopened on SIGHUP (for logrotate) and,
 with `TFSERVE_REQUEST_LOG_MAX_BYTES`, rotated to `<file>.1` when it grows past that size.
 """
@@ -15,8 +18,8 @@ with `TFSERVE_REQUEST_LOG_MAX_BYTES`, rotated to `<file>.1` when it grows past t
 from __future__ import annotations
 
 import base64
+import collections
 import logging
-import queue
 import random
 import sys
 import threading
@@ -30,9 +33,9 @@ import orjson
 
 log = logging.getLogger(__name__)
 QUEUE_LINES = 10_000
-WRITE_BATCH = 512
+WRITE_BATCH = 2048
+FLUSH_S = 0.1  # how late a line may reach the file
 PAYLOAD_BYTES = 4096  # an array larger than this is logged as its dtype and shape only
-_STOP = object()
 
 
 def protocol_of(path: str) -> str:
@@ -73,14 +76,19 @@ def _text(value: bytes) -> str | dict:
 
 class RequestLog:
     def __init__(self, target: str, sample: float = 1.0, payloads: bool = False,
-                 max_bytes: int = 0, on_drop: Callable[[], None] | None = None):
+                 max_bytes: int = 0, on_drop: Callable[[], None] | None = None,
+                 max_lines: int = QUEUE_LINES, flush_s: float = FLUSH_S):
         self.target = target
         self.sample = sample
         self.payloads = payloads
         self.max_bytes = max_bytes
         self.on_drop = on_drop
-        self.lines: queue.Queue = queue.Queue(maxsize=QUEUE_LINES)
+        self.max_lines = max_lines
+        self.flush_s = flush_s
+        # appended by the event loop, popped by the writer: both atomic under the GIL
+        self.lines: collections.deque[dict] = collections.deque()
         self.restarts = 0
+        self._stop = threading.Event()
         self._reopen = threading.Event()
         self._file: IO[bytes] | None = None
         self._thread: threading.Thread | None = None
@@ -90,11 +98,10 @@ class RequestLog:
 
     def add(self, entry: dict) -> None:
         """Queue one line; a full queue drops it (and counts it) rather than wait."""
-        try:
-            self.lines.put_nowait(entry)
-        except queue.Full:
-            if self.on_drop is not None:
-                self.on_drop()
+        if len(self.lines) < self.max_lines:
+            self.lines.append(entry)
+        elif self.on_drop is not None:
+            self.on_drop()
 
     def reopen(self) -> None:
         """Reopen the file before the next write (SIGHUP, after logrotate moved it)."""
@@ -108,7 +115,7 @@ class RequestLog:
         """Write what is queued, then stop."""
         if self._thread is None:
             return
-        self.lines.put(_STOP)
+        self._stop.set()
         self._thread.join(timeout)
         self._thread = None
 
@@ -129,22 +136,14 @@ class RequestLog:
 
     def _write_until_stopped(self, held: list[dict]) -> bool:
         while True:
-            stop = False
-            if not held:
-                held.append(self.lines.get())
-            while len(held) < WRITE_BATCH:
-                try:
-                    held.append(self.lines.get_nowait())
-                except queue.Empty:
-                    break
-            if _STOP in held:
-                held.remove(_STOP)
-                stop = True
-            if held:
+            stopping = self._stop.wait(self.flush_s)
+            while held or self.lines:
+                while self.lines and len(held) < WRITE_BATCH:
+                    held.append(self.lines.popleft())
                 self._write(b"".join(orjson.dumps(e, option=orjson.OPT_SERIALIZE_NUMPY)
                                      + b"\n" for e in held))
                 held.clear()
-            if stop:
+            if stopping:
                 return True
 
     def _write(self, data: bytes) -> None:

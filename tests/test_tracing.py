@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import queue
 import shutil
 import signal
 import time
@@ -159,8 +158,8 @@ def test_the_writer_restarts_after_a_failure_and_keeps_its_lines(tmp_path):
 
 def test_a_full_queue_drops_lines_and_counts_them(tmp_path):
     dropped = []
-    request_log = RequestLog(str(tmp_path / "r.jsonl"), on_drop=lambda: dropped.append(1))
-    request_log.lines = queue.Queue(maxsize=2)  # the writer is not started: nothing drains
+    request_log = RequestLog(str(tmp_path / "r.jsonl"), on_drop=lambda: dropped.append(1),
+                             max_lines=2)  # the writer is not started: nothing drains
     for i in range(5):
         request_log.add({"request_id": i})
     assert len(dropped) == 3
