@@ -78,9 +78,9 @@ def test_the_request_log_costs_little_and_holds_every_request_once(mnist_only, t
         best_plain, best_logged = max(rates[plain]), max(rates[logged])
         print(f"64 clients: {best_plain:.0f} req/s without the request log, "
               f"{best_logged:.0f} with it ({best_logged / best_plain:.2f}x)")
-        # issue 13 asks for at most 10% cost; runs here gave 0.74x to 1.13x (the machine's
-        # noise is that large), so the suite only catches a gross regression, such as
-        # writing on the event loop
+        # issue 13's 10% budget is measured side by side with bench.ab (0.98x, 1.01x); the
+        # suite's shared 2-core machine is noisier than that, so it only catches a gross
+        # regression, such as writing on the event loop
         assert best_logged >= 0.5 * best_plain
         wait_for(lambda: len(request_log.read_text().splitlines()) >= 9200, timeout=30)
     lines = [json.loads(x) for x in request_log.read_text().splitlines()]
