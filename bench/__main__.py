@@ -11,7 +11,9 @@ log off), routed, unbatched, workers2 (TFSERVE_WORKERS=2), baseline (tfserve fro
 given with --baseline DIR, e.g. `git worktree add ../before HEAD~3`: before and after a
 change, side by side), plain, litserve, floor (default: all but baseline).
 Needs wrk (apt-get install wrk) and the `bench` extra (LitServe). The overload run is
-`python -m bench.overload`.
+`python -m bench.overload`; routes of one server against each other and the in-process model,
+alternated round by round, `python -m bench.routes`; this tree against a revision,
+`python -m bench.ab`.
 """
 
 from __future__ import annotations
