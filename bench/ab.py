@@ -1,7 +1,8 @@
 """`python -m bench.ab --base REV`: this tree's server against the one of a git revision.
 
     python -m bench.ab --base HEAD~1 [--scenario NAME ...] [--rounds 5] [--seconds 5]
-                       [--models-dir models] [--image PHOTO] [--setting log_level=INFO ...]
+                       [--clients N] [--models-dir models] [--image PHOTO]
+                       [--setting log_level=INFO ...]
                        [--base-setting log_level=WARNING ...]
 
 A change that should not cost speed (a refactoring) or should gain it (a profiling step) is
@@ -50,6 +51,8 @@ def main() -> int:
     parser.add_argument("--scenario", action="append", choices=[s.name for s in SCENARIOS])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
+    parser.add_argument("--clients", type=int,
+                        help="connections (default: the scenario's most, at most 64)")
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--image", type=Path, help="photo for the image scenarios")
     parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
@@ -62,18 +65,19 @@ def main() -> int:
     wrk.require()
     scenarios = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
     models = args.models_dir.resolve()
-    flags = "".join(f" --setting {item}" for item in args.setting) + "".join(
+    flags = (f" --clients {args.clients}" if args.clients else "") + "".join(
+        f" --setting {item}" for item in args.setting) + "".join(
         f" --base-setting {item}" for item in args.base_setting)
     lines = [f"Before/after, `python -m bench.ab --base {args.base}{flags}`: median of "
              f"{args.rounds} "
              f"alternating rounds of {args.seconds:g} s (wrk, keep-alive).", "",
-             "| scenario | clients | base req/s | this req/s | this ÷ base | base p99 ms "
-             "| this p99 ms |", "|---|---|---|---|---|---|---|"]
+             "| scenario | clients | base req/s | this req/s | this ÷ base | base p50 ms "
+             "| this p50 ms | base p99 ms | this p99 ms |", "|---|---|---|---|---|---|---|---|---|"]
     with checkout(args.base) as tree, tempfile.TemporaryDirectory() as folder, \
             our_server(models, source=tree, **base_settings) as base, \
             our_server(models, **settings) as head:
         for scenario in scenarios:
-            connections = min(max(scenario.connections), 64)
+            connections = args.clients or min(max(scenario.connections), 64)
             body = write_body(Path(folder), scenario, OURS,
                               example_instance(models, scenario.target, args.image), head.url)
             path = route(scenario, OURS)
@@ -84,11 +88,14 @@ def main() -> int:
                     runs[side].append(wrk.drive(server.url + path, body, connections,
                                                 args.seconds))
             rps = {side: statistics.median(r.rps for r in loads) for side, loads in runs.items()}
+            p50 = {side: statistics.median(r.p50_ms for r in loads)
+                   for side, loads in runs.items()}
             p99 = {side: statistics.median(r.p99_ms for r in loads)
                    for side, loads in runs.items()}
             errors = sum(r.errors for loads in runs.values() for r in loads)
             lines.append(f"| {scenario.name} | {connections} | {rps['base']:,.0f} | "
                          f"{rps['this']:,.0f} | {rps['this'] / rps['base']:.2f}x | "
+                         f"{p50['base']:.2f} | {p50['this']:.2f} | "
                          f"{p99['base']:.1f} | {p99['this']:.1f} |"
                          + (f" ({errors} errors)" if errors else ""))
             print(lines[-1], flush=True)
