@@ -21,10 +21,10 @@ The timeout ends early when waiting cannot help (app.traffic): when every reques
 server is parked in a batcher, no batch-mate can come but from the network, so a lone request
 at low load runs at once instead of waiting. Such a request, when it is the only one in the
 server and the model's last call took under INLINE_CALL_S, is also run on the event loop
-itself: the hand-off to a worker thread and back (a wake-up each way) was an eighth of a lone
-mnist request's time (p50 0.80 -> 0.70 ms), and whatever arrives meanwhile waits at most
-that long. Whether a request fits its deadline is the
-admission policy's call (app.admission); metrics hang on the `on_batch` hook.
+itself: the hand-off to a worker thread and back (a wake-up each way) was a sixth of a lone
+mnist request's time (p50 0.80 -> 0.67 ms), and whatever arrives meanwhile waits at most
+that long. Whether a request fits its deadline is the admission policy's call
+(app.admission); metrics hang on the `on_batch` hook.
 """
 
 from __future__ import annotations
