@@ -49,7 +49,6 @@ class DeadlineAdmission:
         self._rates: collections.deque[float] = collections.deque(maxlen=window)
         self._batches_seen = 0
         self._running: tuple[int, float] | None = None  # (rows, monotonic start) of the call
-        self.last_call_s: float | None = None  # the latest call's duration, warm-up excluded
 
     def started(self, rows: int) -> None:
         """The model began a call of `rows` rows."""
@@ -73,7 +72,6 @@ class DeadlineAdmission:
         self._batches_seen += 1
         if self._batches_seen > 1:
             self._rates.append(rows / max(seconds, 1e-6))
-            self.last_call_s = seconds
 
     @property
     def rows_per_s(self) -> float | None:

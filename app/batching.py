@@ -19,12 +19,8 @@ version's circuit breaker (app.breaker) counts those and, once open, refuses at 
 
 The timeout ends early when waiting cannot help (app.traffic): when every request in the
 server is parked in a batcher, no batch-mate can come but from the network, so a lone request
-at low load runs at once instead of waiting. Such a request, when it is the only one in the
-server and the model's last call took under INLINE_CALL_S, is also run on the event loop
-itself: the hand-off to a worker thread and back (a wake-up each way) was a sixth of a lone
-mnist request's time (p50 0.80 -> 0.67 ms), and whatever arrives meanwhile waits at most
-that long. Whether a request fits its deadline is the admission policy's call
-(app.admission); metrics hang on the `on_batch` hook.
+at low load runs at once instead of waiting. Whether a request fits its deadline is the
+admission policy's call (app.admission); metrics hang on the `on_batch` hook.
 """
 
 from __future__ import annotations
@@ -46,7 +42,6 @@ from app.errors import DeadlineExceeded, InvalidInput, ModelFailed, Overloaded, 
 from app.traffic import Traffic
 
 log = logging.getLogger(__name__)
-INLINE_CALL_S = 0.002  # a lone request's model call this short runs on the event loop
 
 Arrays = dict[str, np.ndarray]
 RunFn = Callable[[Arrays], Arrays]
@@ -285,22 +280,10 @@ class Batcher(BoundedRunner):
             if not pending.future.done():
                 pending.future.set_result(result)
 
-    def _runs_inline(self) -> bool:
-        """Whether the next call may run on the event loop: the server holds no request but
-        this batch's one, and the model's last call was short."""
-        if self._traffic is None or self._traffic.active > 1:
-            return False
-        last = self.admission.last_call_s
-        return last is not None and last < INLINE_CALL_S
-
     async def _run_batch(self, batch: list[Pending]) -> list[Arrays]:
         loop = asyncio.get_running_loop()
         try:
-            inputs = concatenate(batch)
-            if len(batch) == 1 and self._runs_inline():
-                outputs = self._run(inputs)
-            else:
-                outputs = await loop.run_in_executor(self._executor, self._run, inputs)
+            outputs = await loop.run_in_executor(self._executor, self._run, concatenate(batch))
             return split(outputs, batch)
         except ServingError:
             raise
