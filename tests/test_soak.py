@@ -6,6 +6,12 @@ from __future__ import annotations
 from bench import soak
 from tests.conftest import SAMPLES
 
+# `make soak`'s bound is 5% over 20 minutes (measured +0.98%). Two minutes with a version
+# loaded every 20 s end while the allocator and TensorFlow's caches still grow: fresh-clone CI
+# runs gave +8.5% and +8.6% where runs here gave +0.6% to +3.2%. The short run bounds gross
+# leaks only.
+SHORT_RUN_MEMORY_DRIFT = 0.15
+
 
 def test_two_minutes_of_mixed_traffic_with_rotating_versions_leave_nothing_behind(models_dir):
     report, answers, samples = soak.run(models_dir, minutes=2, rotate_every_s=20, window_s=30,
@@ -15,7 +21,7 @@ def test_two_minutes_of_mixed_traffic_with_rotating_versions_leave_nothing_behin
     assert {"mnist", "imdb_text", "inception_upload"} <= set(report.by_kind)
     assert any(kind.startswith("bad_") for kind in report.by_kind)
     assert not report.unexpected, report.unexpected
-    assert abs(report.memory_drift) <= soak.MEMORY_DRIFT, report
+    assert abs(report.memory_drift) <= SHORT_RUN_MEMORY_DRIFT, report
     assert report.other_fds_last <= report.other_fds_first, report
     assert report.threads_last <= report.threads_first, report
     # the p99 target (1.2x) is `make soak`'s; two minutes on a shared CI core only bound it
