@@ -169,6 +169,12 @@ def warmup_inputs(info: SignatureInfo, max_instances: int) -> tuple[Arrays, int]
     return {name: spec.zeros() for name, spec in info.inputs.items()}, 1
 
 
+def full_batch(arrays: Arrays, rows: int, batch_rows: int) -> Arrays:
+    """`arrays` repeated along axis 0 to `batch_rows` rows: a warm-up call of a full batch."""
+    index = np.arange(batch_rows) % rows
+    return {name: np.take(array, index, axis=0) for name, array in arrays.items()}
+
+
 def make_runner(function) -> Runner:
     """numpy in, numpy out; runs in a worker thread. Input the graph rejects -> 400."""
 

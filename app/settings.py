@@ -56,6 +56,10 @@ class Settings(BaseSettings):
                              "least 250 ms); a shorter target also caps the rows per call")
     model_overrides: dict[str, BatchingOverride] = Field(
         default_factory=dict, description="per-model batching knobs (JSON)")
+    warmup_full_batch: bool = Field(
+        False, description="warm each batched signature up with one full batch too, so a "
+                           "version takes at load the memory its largest call will hold "
+                           "(TensorFlow keeps it) instead of at the first burst")
     request_timeout_s: PositiveFloat = Field(
         30.0, description="deadline of one prediction request (504 past it)")
     max_body_bytes: PositiveInt = Field(

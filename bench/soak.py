@@ -3,10 +3,13 @@
     python -m bench.soak [--models-dir models] [--minutes 20] [--rotate-every-s 120]
                          [--load 0.7] [--out bench/results] [--docs docs]
 
-The server runs with its default settings on a scratch repository beside `--models-dir`
-(symlinks, and a real copy of the rotated model). Traffic, on keep-alive connections:
-mnist JSON, imdb_sentiment raw text, inception_v3 photo uploads and 1% bad inputs (broken
-JSON, a wrong shape, a file that is not an image, an empty text list), arriving on a fixed
+The server runs with its default settings but one on a scratch repository beside
+`--models-dir` (symlinks, and a real copy of the rotated model): TFSERVE_WARMUP_FULL_BATCH=true,
+so that each version takes at load the memory its largest call holds (TensorFlow keeps it)
+and the memory check compares steady states, not before and after the first burst.
+Traffic, on keep-alive connections: mnist JSON, imdb_sentiment raw text, inception_v3 photo
+uploads and 1% bad inputs (broken JSON, a wrong shape, a file that is not an image, an empty
+text list), arriving on a fixed
 schedule at `--load` x the capacity measured first with the same mix (open loop: arrivals do
 not wait for answers). Every `--rotate-every-s` a new version of `--rotate-model` is copied in
 (hidden name, then renamed) and the oldest removed.
@@ -390,6 +393,7 @@ def run(models_dir: Path, minutes: float = 20, rotate_every_s: float = 120,
     """The whole soak against a fresh server. Warm-up: two rotation periods, as the first
     version is unloaded at the second rotation (its threads and memory settle then)."""
     seconds = minutes * 60
+    settings = {"warmup_full_batch": True, **settings}
     with scratch_repository(models_dir, rotate_model) as repository, \
             running_server(repository, **settings) as url:
         mix = request_mix(urlsplit(url).netloc, samples)

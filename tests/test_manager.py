@@ -110,3 +110,24 @@ def test_the_inference_threads_all_run_from_the_start():
         assert executor.submit(sum, [1, 2]).result() == 3
     finally:
         executor.shutdown(wait=True)
+
+
+@pytest.mark.parametrize("full_batch", [False, True])
+def test_the_warm_up_runs_one_full_batch_per_signature_when_asked(repo, full_batch):
+    """TFSERVE_WARMUP_FULL_BATCH: the largest call's memory is taken at load (off: the
+    export's example only)."""
+    async def scenario():
+        manager = manager_for(repo, max_batch_size=48, warmup_full_batch=full_batch)
+        await manager.start()
+        await manager.close()
+        return manager.metrics.registry
+
+    registry = asyncio.run(scenario())
+    labels = {"model": "mnist", "version": "1", "signature": "serving_default"}
+    calls = registry.get_sample_value("tfserve_batch_size_count", labels)
+    rows = registry.get_sample_value("tfserve_batch_size_sum", labels)
+    example_rows = 1  # mnist's example is one digit
+    if full_batch:
+        assert (calls, rows) == (2, example_rows + 48)
+    else:
+        assert (calls, rows) == (1, example_rows)
