@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -92,8 +92,7 @@ def split_body(body: bytes, header_length: str | None) -> tuple[bytes, memoryvie
     return bytes(view[:length]), view[length:]
 
 
-@dataclass(frozen=True)
-class RequestedOutput:
+class RequestedOutput(NamedTuple):
     name: str
     binary: bool
 
@@ -130,9 +129,11 @@ def parse_request(header: bytes, binary: memoryview, default_signature: str) -> 
     return InferRequest(payload, binary, signature)
 
 
-def _parameters(holder: dict, where: str) -> dict:
+def _parameters(holder: dict, where: str, name: str | None = None) -> dict:
+    """`holder`'s parameters; `where` (and the tensor's `name`) for the error only."""
     parameters = holder.get("parameters") or {}
     if not isinstance(parameters, dict):
+        where = where if name is None else f"{where} {name!r}"
         raise InvalidInput(f'{where}: "parameters" must be an object')
     return parameters
 
@@ -147,7 +148,7 @@ def decode_inputs(request: InferRequest, signature: SignatureInfo, max_instances
         if name in arrays:
             raise InvalidInput(f"input {name!r} is given twice")
         shape = _shape(tensor, name)
-        size = _parameters(tensor, f"input {name!r}").get("binary_data_size")
+        size = _parameters(tensor, "input", name).get("binary_data_size")
         if size is None:
             if "data" not in tensor:
                 raise InvalidInput(f"input {name!r} has no \"data\" and no binary_data_size")
@@ -169,19 +170,25 @@ def decode_inputs(request: InferRequest, signature: SignatureInfo, max_instances
     if offset != len(request.binary):
         raise InvalidInput(f"the body has {len(request.binary)} binary bytes but the inputs' "
                            f"binary_data_size add up to {offset}")
-    missing = set(signature.inputs) - set(arrays)
-    if missing:
-        raise InvalidInput(f"missing inputs {sorted(missing)}; signature {signature.name!r} "
+    if len(arrays) != len(signature.inputs):  # every name in arrays is the signature's
+        missing = sorted(set(signature.inputs) - set(arrays))
+        raise InvalidInput(f"missing inputs {missing}; signature {signature.name!r} "
                            "takes " + _describe_inputs(signature))
-    rows = {name: array.shape[0] if array.ndim else None for name, array in arrays.items()}
-    if None in rows.values() or len(set(rows.values())) != 1:
-        raise InvalidInput(f"inputs must share their first (batch) dimension: {rows}")
-    count = next(iter(rows.values()))
+    count = _shared_rows(arrays)
     if count == 0:
         raise InvalidInput("the batch is empty: send at least one row")
     if count > max_instances:
         raise InvalidInput(f"{count} rows in one request; the limit is {max_instances}")
     return arrays, count
+
+
+def _shared_rows(arrays: Arrays) -> int:
+    """The first (batch) dimension, which every input must have and share."""
+    counts = {array.shape[0] if array.ndim else None for array in arrays.values()}
+    if len(counts) != 1 or None in counts:
+        rows = {name: array.shape[0] if array.ndim else None for name, array in arrays.items()}
+        raise InvalidInput(f"inputs must share their first (batch) dimension: {rows}")
+    return next(iter(counts))
 
 
 def _describe_inputs(signature: SignatureInfo) -> str:
@@ -291,7 +298,7 @@ def requested_outputs(request: InferRequest, signature: SignatureInfo) -> list[R
         if name not in signature.outputs:
             raise InvalidInput(f"unknown output {name!r}; signature {signature.name!r} has "
                                f"{list(signature.outputs)}")
-        parameters = _parameters(output, f"output {name!r}")
+        parameters = _parameters(output, "output", name)
         if parameters.get("classification"):
             raise InvalidInput(f"output {name!r}: the classification extension is not "
                                "supported; the model's own outputs carry labels")

@@ -90,3 +90,20 @@ def test_every_served_predict_route_is_a_post_with_its_path_parameters_as_argume
         parameters = list(inspect.signature(route.endpoint).parameters)
         assert parameters[0] == "request"
         assert set(parameters[1:]) == set(route.pattern.groupindex), route.path
+
+
+@pytest.mark.parametrize("path", [
+    "/v1/models/mnist:predict", "/v1/models/mnist/versions/2:predict",
+    "/v1/models/mnist/labels/stable:predict", "/v2/models/mnist/infer",
+    "/v2/models/mnist/versions/1/infer", "/models/mnist/serving_default/predict",
+    "/models/mnist/versions/1/serving_default/predict", "/models/inception_v3/predict/image",
+    "/models/imdb_sentiment/predict/text", "/serving_default/predict",
+    "/v2/predict", "/models/predict", "/v1/predict",  # a signature named like a prefix
+    "/v2/models/mnist/ready", "/", "/nothing/here", "/models/mnist/predict/image/more"])
+def test_the_fast_path_picks_the_route_a_scan_in_declaration_order_picks(path):
+    """The fast path looks only at routes whose first segment can match; the result must be
+    the first match of all routes in order, as FastAPI's router would take."""
+    expected = next(((r.path, m.groupdict()) for r in PREDICT_ROUTES
+                     if (m := r.pattern.match(path))), None)
+    found = FastPath(None, PREDICT_ROUTES).match(path)
+    assert (found and (found[0].path, found[1])) == expected

@@ -62,9 +62,20 @@ class FastPath:
     def __init__(self, app: ASGIApp, routes: Sequence[PredictRoute]):
         self.app = app
         self.routes = tuple(routes)
+        # the routes a path can match, by its first segment: those starting with that literal
+        # and those starting with a parameter, still in declaration order
+        def open_first(route: PredictRoute) -> bool:
+            return "{" in _first_segment(route.path)
+
+        self._any_first = tuple(filter(open_first, self.routes))
+        self._by_first = {
+            first: tuple(r for r in self.routes
+                         if _first_segment(r.path) == first or open_first(r))
+            for first in {_first_segment(r.path) for r in self.routes} if "{" not in first}
 
     def match(self, path: str) -> tuple[PredictRoute, dict[str, str]] | None:
-        for route in self.routes:  # in declaration order, as FastAPI matches them
+        candidates = self._by_first.get(_first_segment(path), self._any_first)
+        for route in candidates:  # in declaration order, as FastAPI matches them
             found = route.pattern.match(path)
             if found:
                 return route, found.groupdict()
@@ -84,3 +95,7 @@ class FastPath:
         except Exception as err:
             response = to_response(request, err)
         await response(scope, receive, send)
+
+
+def _first_segment(path: str) -> str:
+    return path[1:].partition("/")[0]

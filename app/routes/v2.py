@@ -125,10 +125,10 @@ async def infer(request: Request, model: str, version: int | None) -> Response:
         outputs = await call.run(arrays, rows)
         answer, json_length = oip.encode_response(call.servable.name, call.servable.version,
                                                   parsed.id, outputs, wanted, call.signature)
-    headers = dict(call.servable.answer_headers)
     if json_length is None:
-        return Response(answer, media_type="application/json", headers=headers)
-    headers["Inference-Header-Content-Length"] = str(json_length)
+        return Response(answer, media_type="application/json",
+                        headers=call.servable.answer_headers)
+    headers = {**call.servable.answer_headers, "Inference-Header-Content-Length": str(json_length)}
     return Response(answer, media_type="application/octet-stream", headers=headers)
 
 
