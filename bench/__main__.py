@@ -64,7 +64,11 @@ def main() -> int:
     (args.out / "bench.json").write_text(json.dumps(asdict(report), indent=2))
     (args.out / "bench.md").write_text(text)
     if args.docs:
-        header = "# Benchmarks\n\nWritten by `python -m bench run --docs docs/BENCHMARKS.md`.\n\n"
+        header = ("# Benchmarks\n\nWritten by `python -m bench run --docs docs/BENCHMARKS.md`. "
+                  "Systems here are measured minutes apart on a shared machine; ratios of two "
+                  "servers measured side by side, alternating, are in PROFILING.md "
+                  "(`python -m bench.ab`, `python -m bench.routes`) and supersede these where "
+                  "they differ.\n\n")
         args.docs.parent.mkdir(parents=True, exist_ok=True)
         args.docs.write_text(header + text)
     print(text)
