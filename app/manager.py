@@ -248,7 +248,9 @@ class ModelManager:
             batcher = servable.batchers[sig_name]
             if not isinstance(batcher, Batcher):
                 continue
-            batch_rows = batcher.admission.batch_limit()
+            # the largest batch the batcher assembles (a queue smaller than a batch caps it;
+            # one request of more rows still makes a larger call)
+            batch_rows = min(batcher.admission.batch_limit(), batcher.max_queue_rows)
             if batch_rows > rows:
                 await batcher.submit(loader.full_batch(arrays, rows, batch_rows), batch_rows,
                                      deadline)

@@ -64,13 +64,10 @@ class FastPath:
         self.routes = tuple(routes)
         # the routes a path can match, by its first segment: those starting with that literal
         # and those starting with a parameter, still in declaration order
-        def open_first(route: PredictRoute) -> bool:
-            return "{" in _first_segment(route.path)
-
-        self._any_first = tuple(filter(open_first, self.routes))
+        self._any_first = tuple(r for r in self.routes if _opens_with_parameter(r.path))
         self._by_first = {
             first: tuple(r for r in self.routes
-                         if _first_segment(r.path) == first or open_first(r))
+                         if _first_segment(r.path) == first or _opens_with_parameter(r.path))
             for first in {_first_segment(r.path) for r in self.routes} if "{" not in first}
 
     def match(self, path: str) -> tuple[PredictRoute, dict[str, str]] | None:
@@ -99,3 +96,7 @@ class FastPath:
 
 def _first_segment(path: str) -> str:
     return path[1:].partition("/")[0]
+
+
+def _opens_with_parameter(path: str) -> bool:
+    return "{" in _first_segment(path)
