@@ -1,21 +1,25 @@
 """create_app(): the FastAPI application, wired from its parts.
 
 The manager loads and warms up the models in the background after startup, so /healthz
-answers at once and /readyz says 503 until every model is warm. Requests pass, outermost
+answers at once and /readyz says 503 until every model is warm. HTTP requests pass, outermost
 first: CORS (when configured), the request id (app.tracing), the request count
 (app.traffic), the body limit, the fast path of the predict routes (app.routes.table), then
-FastAPI's router for everything else.
+FastAPI's own stack (its error pages, telemetry and router) for everything else. That chain
+sits in front of FastAPI rather than inside it (`ServingApp`): a predict request then never
+enters FastAPI's layers, which cost ~5% of the event loop's time per mnist request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import errors, loader, openapi, security, workers
 from app.access_log import AccessLog
@@ -31,6 +35,21 @@ from app.tracing import RequestID
 from app.traffic import Traffic
 
 VERSION = "0.1.0"
+
+
+class ServingApp(FastAPI):
+    """FastAPI, entered through `front` for HTTP requests: the serving middleware and the
+    predict fast path, ending in FastAPI's own `__call__`. Lifespan events go to FastAPI
+    directly; `app.state`, the routes and the OpenAPI document are FastAPI's as ever."""
+
+    front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.front is not None:
+            scope["app"] = self  # what Starlette sets; the fast path's endpoints read it
+            await self.front(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -75,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if access_log is not None:
                 access_log.flush()
 
-    app = FastAPI(title="tfserve", version=VERSION, lifespan=lifespan, docs_url=None,
+    app = ServingApp(title="tfserve", version=VERSION, lifespan=lifespan, docs_url=None,
                   redoc_url=None, openapi_url="/openapi.json")
     app.state.settings = settings
     app.state.manager = manager
@@ -89,16 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     access_log = (AccessLog(json_lines=settings.log_format == "json")
                   if settings.log_level in ("DEBUG", "INFO") else None)
     errors.install(app)
-    if settings.direct_predict:  # innermost: inside the body limit and the request count
-        app.add_middleware(FastPath, routes=PREDICT_ROUTES)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(CountRequests, traffic=traffic)
-    # outside the body limit: its 413 carries the id too, and gets its access line
-    app.add_middleware(RequestID, access_log=access_log)
-    if settings.cors_origins:  # outermost, so refusals carry CORS headers too
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                           allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type", "X-API-Key"])
+    app.front = _front(settings, traffic, access_log, functools.partial(FastAPI.__call__, app))
     app.include_router(ops.router)
     app.include_router(v2.health)
     protected = security.model_route_dependencies(settings)
@@ -110,3 +120,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi.install(app)
     ui.install(app)
     return app
+
+
+def _front(settings: Settings, traffic: Traffic, access_log: AccessLog | None,
+           rest: ASGIApp) -> ASGIApp:
+    """The middleware every HTTP request passes, outermost last; `rest` is FastAPI."""
+    front = FastPath(rest, routes=PREDICT_ROUTES) if settings.direct_predict else rest
+    front = BodyLimit(front, limit=settings.max_body_bytes)
+    front = CountRequests(front, traffic=traffic)
+    # outside the body limit: its 413 carries the id too, and gets its access line
+    front = RequestID(front, access_log=access_log)
+    if settings.cors_origins:  # outermost, so refusals carry CORS headers too
+        front = CORSMiddleware(front, allow_origins=settings.cors_origins,
+                               allow_methods=["GET", "POST"],
+                               allow_headers=["Authorization", "Content-Type", "X-API-Key"])
+    return front

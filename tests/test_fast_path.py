@@ -107,3 +107,39 @@ def test_the_fast_path_answers_as_fastapi_does(answers, index):
     direct, routed = answers[index]
     assert direct == routed
     assert direct[0] < 500, direct
+
+
+def test_a_predict_request_never_enters_fastapis_stack(models_dir, tmp_path):
+    """The speed of the fast path is in what it skips: FastAPI's middleware (its error pages,
+    telemetry and body limit) sees the other requests only (app.main's front)."""
+    from app.main import create_app
+    from app.settings import Settings
+
+    app = create_app(Settings(model_dir=only(models_dir, tmp_path, "mnist"), poll_interval_s=0))
+    seen: list[str] = []
+
+    class Recorder:  # a FastAPI middleware: inside FastAPI's own stack
+        def __init__(self, inner):
+            self.inner = inner
+
+        async def __call__(self, scope, receive, send):
+            if scope["type"] == "http":
+                seen.append(scope["path"])
+            await self.inner(scope, receive, send)
+
+    app.add_middleware(Recorder)
+
+    async def scenario() -> list[int]:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                while (await client.get("/readyz")).status_code != 200:
+                    await asyncio.sleep(0.05)
+                predicted = await client.post("/v1/models/mnist:predict",
+                                              json={"instances": [DIGIT]})
+                metadata = await client.get("/v1/models/mnist/metadata")
+                return [predicted.status_code, metadata.status_code]
+
+    assert asyncio.run(scenario()) == [200, 200]
+    assert "/v1/models/mnist/metadata" in seen and "/readyz" in seen
+    assert "/v1/models/mnist:predict" not in seen

@@ -250,6 +250,11 @@ def test_cors_allows_the_configured_origin_only(hardened):
     assert "access-control-allow-origin" not in other.headers
     simple = httpx.get(hardened + "/healthz", headers={"Origin": ORIGIN})
     assert simple.headers["access-control-allow-origin"] == ORIGIN
+    # the predict fast path sits inside CORS too (app.main's front)
+    predicted = httpx.post(hardened + "/v1/models/mnist:predict", json={"instances": [[0.0] * 784]},
+                           headers={"Origin": ORIGIN, **AUTH})
+    assert predicted.status_code == 200
+    assert predicted.headers["access-control-allow-origin"] == ORIGIN
 
 
 # faults -----------------------------------------------------------------------------------
