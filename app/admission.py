@@ -49,6 +49,8 @@ class DeadlineAdmission:
         self._rates: collections.deque[float] = collections.deque(maxlen=window)
         self._batches_seen = 0
         self._running: tuple[int, float] | None = None  # (rows, monotonic start) of the call
+        # the latest call's rows and duration, warm-up excluded
+        self.last_call: tuple[int, float] | None = None
 
     def started(self, rows: int) -> None:
         """The model began a call of `rows` rows."""
@@ -72,6 +74,7 @@ class DeadlineAdmission:
         self._batches_seen += 1
         if self._batches_seen > 1:
             self._rates.append(rows / max(seconds, 1e-6))
+            self.last_call = (rows, seconds)
 
     @property
     def rows_per_s(self) -> float | None:

@@ -128,6 +128,49 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+def test_a_lone_short_call_runs_on_the_event_loop_and_others_in_a_worker(executor):
+    threads: list[int] = []
+    durations = {"short": 0.0, "long": 0.005}  # seconds each call sleeps
+
+    def model(inputs):
+        threads.append(threading.get_ident())
+        time.sleep(durations["now"])
+        return {"y": inputs["x"] * 2}
+
+    async def scenario():
+        traffic = Traffic()
+        batcher = Batcher(model, executor, max_batch_size=8, batch_timeout_ms=0,
+                          max_queue_rows=100, name="inline", traffic=traffic)
+        batcher.start()
+        deadline = time.monotonic() + 10
+        loop_thread = threading.get_ident()
+        where = []
+
+        async def one(kind: str, others: int = 0, size: int = 1) -> None:
+            durations["now"] = durations[kind]
+            for _ in range(1 + others):
+                traffic.enter()
+            result = await batcher.submit(rows(*[3] * size), size, deadline)
+            assert result["y"].tolist() == [[6.0]] * size
+            for _ in range(1 + others):
+                traffic.leave()
+            where.append("loop" if threads[-1] == loop_thread else "worker")
+
+        await one("short")  # the first call is the warm-up: it measures nothing
+        await one("short")  # so nothing is measured yet: a worker
+        await one("short")  # the last call was short, and this request is alone
+        await one("short", others=1)  # another request in the server: not blocked by this
+        await one("short", size=2)  # more rows than the last short call: no prediction
+        await one("short", size=2)  # the last call was short for 2 rows
+        await one("long")  # still short before it ran (the call took 5 ms)
+        await one("long")  # the last call took 5 ms: a worker
+        await batcher.close()
+        return where
+
+    assert asyncio.run(scenario()) == ["worker", "worker", "loop", "worker", "worker", "loop",
+                                       "loop", "worker"]
+
+
 def test_the_wait_for_batch_mates_ends_when_none_can_come(executor):
     """Traffic counts the server's requests: the 1 s timeout is paid by no request here."""
 
