@@ -60,6 +60,11 @@ class DeadlineAdmission:
         """The model's call returned (or failed)."""
         self._running = None
 
+    @property
+    def calling(self) -> bool:
+        """Whether a call of the model is under way."""
+        return self._running is not None
+
     def running_left_s(self, rate: float) -> float:
         """What remains of the running call at `rate`. Counting the whole call, as if it
         had just begun, refused by half a batch too early on average: goodput lost under

@@ -205,6 +205,10 @@ class Batcher(BoundedRunner):
         self._admit(rows)
         self.admission.check(self._queued_rows, rows, deadline)
         pending = Pending(inputs, rows, asyncio.get_running_loop().create_future())
+        if not self._queue and not self.admission.calling and self._runs_inline(rows):
+            # alone in the server, the batcher idle and the call short: no hand-off at all
+            await self._execute([pending])
+            return pending.future.result()
         self._queue.append(pending)
         self._queued_rows += rows
         self._arrived.set()
