@@ -9,7 +9,8 @@ inception-v2-binary (default: all).
 Systems: tfserve (default settings, access log on), quiet (TFSERVE_LOG_LEVEL=WARNING: access
 log off), routed, unbatched, workers2 (TFSERVE_WORKERS=2), baseline (tfserve from the checkout
 given with --baseline DIR, e.g. `git worktree add ../before HEAD~3`: before and after a
-change, side by side), plain, litserve, floor (default: all but baseline).
+change, side by side), plain, litserve, floor, raw (uvicorn returning a constant: the
+HTTP server's ceiling) (default: all but baseline).
 Needs wrk (apt-get install wrk) and the `bench` extra (LitServe). The overload run is
 `python -m bench.overload`; routes of one server against each other and the in-process model,
 alternated round by round, `python -m bench.routes`; this tree against a revision,
@@ -33,7 +34,7 @@ from bench.run import SCENARIOS, Report, run
 SHORT = {"tfserve": runs.OURS, "quiet": runs.QUIET, "routed": runs.ROUTED,
          "unbatched": runs.UNBATCHED,
          "workers2": runs.WORKERS2, "baseline": runs.BASELINE, "plain": runs.PLAIN,
-         "litserve": runs.LITSERVE, "floor": runs.FLOOR}
+         "litserve": runs.LITSERVE, "floor": runs.FLOOR, "raw": runs.RAW}
 SYSTEMS = [system for system in SHORT.values() if system != runs.BASELINE]
 
 

@@ -9,6 +9,8 @@ TensorFlow Serving's row format ({"instances": [...]}, binary strings as {"b64":
   floor     FastAPI + orjson that parses the body and builds the array, then returns a fixed
             answer without calling the model: the most any server on this stack can do
   litserve  LitServe with its dynamic batching on (max_batch_size 64, batch_timeout 2 ms)
+  raw       a bare ASGI app on the same uvicorn that reads the body and returns a fixed
+            answer: no framework, no JSON, no model; the ceiling of the HTTP server itself
 """
 
 from __future__ import annotations
@@ -104,6 +106,28 @@ def floor_app(models_dir: Path, targets: list[str]) -> FastAPI:
     return app
 
 
+def raw_app():
+    """The HTTP server's own ceiling: any POST's body read whole, one fixed answer."""
+    answer = orjson.dumps({"predictions": [{"prediction": [0.1] * 10}]})
+    start = {"type": "http.response.start", "status": 200,
+             "headers": [(b"content-type", b"application/json"),
+                         (b"content-length", str(len(answer)).encode())]}
+
+    async def app(scope, receive, send) -> None:
+        if scope["type"] == "lifespan":  # nothing to set up or tear down
+            while True:
+                event = (await receive())["type"]
+                await send({"type": event + ".complete"})
+                if event == "lifespan.shutdown":
+                    return
+        while (await receive()).get("more_body"):
+            pass
+        await send(start)
+        await send({"type": "http.response.body", "body": answer})
+
+    return app
+
+
 try:
     import litserve as ls
 except ImportError:  # the `bench` extra; only the litserve reference needs it
@@ -154,7 +178,7 @@ def run_litserve(models_dir: Path, targets: list[str], port: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=["plain", "floor", "litserve"])
+    parser.add_argument("kind", choices=["plain", "floor", "litserve", "raw"])
     parser.add_argument("targets", nargs="+", help="model/signature")
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--port", type=int, required=True)
@@ -164,9 +188,11 @@ def main() -> None:
         return
     import uvicorn
 
-    make = plain_app if args.kind == "plain" else floor_app
-    uvicorn.run(make(args.models_dir, args.targets), host="127.0.0.1", port=args.port,
-                log_level="warning")
+    if args.kind == "raw":
+        app = raw_app()
+    else:
+        app = (plain_app if args.kind == "plain" else floor_app)(args.models_dir, args.targets)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

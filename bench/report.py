@@ -13,6 +13,7 @@ from bench.run import (
     OURS,
     PLAIN,
     QUIET,
+    RAW,
     ROUTED,
     UNBATCHED,
     WORKERS2,
@@ -68,16 +69,26 @@ def targets(report: Report) -> list[str]:
         checks.append(f"| {name} | {value} | {verdict} |")
 
     ours = _find(report, "mnist", OURS, 64)
-    for system, goal in ((PLAIN, 3.0), (LITSERVE, 4.0), (FLOOR, 0.7), (QUIET, 0.97),
-                         (UNBATCHED, None), (ROUTED, None)):
+    # issue 14's targets; the access log costs at most 3%: tfserve ÷ quiet >= 0.97
+    for system, goal in ((PLAIN, 4.0), (LITSERVE, 6.0), (FLOOR, 1.0), (QUIET, 0.97),
+                         (RAW, None), (UNBATCHED, None), (ROUTED, None)):
         other = _find(report, "mnist", system, 64)
         ratio = ours.rps / other.rps if ours and other else None
         check(f"mnist, 64 clients: tfserve ÷ {system}" + (f" >= {goal}" if goal else ""),
               f"{ratio:.2f}x" if ratio else "n/a",
               None if ratio is None or goal is None else ratio >= goal)
     if ours:
-        check("mnist, 64 clients: p99 <= 30 ms", f"{ours.p99_ms} ms", ours.p99_ms <= 30)
+        check("mnist, 64 clients: p99 <= 15 ms", f"{ours.p99_ms} ms", ours.p99_ms <= 15)
         check("mnist, 64 clients: mean batch size", f"{ours.mean_batch}", None)
+    crowd = _find(report, "mnist", OURS, 256)
+    if crowd:
+        check("mnist, 256 clients: p99 <= 50 ms, 0 errors",
+              f"{crowd.p99_ms} ms, {crowd.errors} errors",
+              crowd.p99_ms <= 50 and crowd.errors == 0)
+    rows32 = _find(report, "mnist-32", OURS, 16)
+    if rows32:
+        check("mnist, 32 rows per request, 16 clients: >= 30,000 rows/s",
+              f"{rows32.rows_per_s:,.0f} rows/s", rows32.rows_per_s >= 30_000)
     workers = _find(report, "mnist", WORKERS2, 64)
     if ours and workers:
         check("mnist, 64 clients: 2 workers ÷ 1 worker >= 1.5", _ratio(workers.rps, ours.rps),
@@ -92,11 +103,13 @@ def targets(report: Report) -> list[str]:
               f"{report.rss_mib[WORKERS2] - report.rss_mib[OURS]:,.0f} MiB", None)
     images = _find(report, "inception-b64", OURS, 16)
     limit = report.in_process.get("inception_v3/predict_image")
-    if images and limit:
-        share = images.rows_per_s / limit["best_rows_per_s"]
-        check("inception b64, 16 clients: >= 90% of in-process images/s at the best batch",
-              f"{share:.0%} ({images.rows_per_s} vs {limit['best_rows_per_s']} at batch "
-              f"{limit['best_batch']})", share >= 0.9)
+    for scenario in ("inception-b64", "inception-multipart"):
+        found = _find(report, scenario, OURS, 16)
+        if found and limit:
+            share = found.rows_per_s / limit["best_rows_per_s"]
+            check(f"{scenario}, 16 clients: >= 95% of in-process images/s at the best batch",
+                  f"{share:.0%} ({found.rows_per_s} vs {limit['best_rows_per_s']} at batch "
+                  f"{limit['best_batch']})", share >= 0.95)
     for scenario, clients in (("mnist", 64), ("inception-b64", 16)):
         now, before = _find(report, scenario, OURS, clients), _find(report, scenario, BASELINE,
                                                                      clients)
@@ -119,8 +132,8 @@ def targets(report: Report) -> list[str]:
     mnist = report.in_process.get("mnist/serving_default")
     if one and mnist:
         gap = one.p50_ms - mnist["p50_ms_one_row"]
-        check("one mnist request: p50 within 2 ms of in-process",
-              f"{one.p50_ms} ms vs {mnist['p50_ms_one_row']} ms (+{gap:.2f} ms)", gap <= 2)
+        check("one mnist request: p50 within 0.3 ms of in-process",
+              f"{one.p50_ms} ms vs {mnist['p50_ms_one_row']} ms (+{gap:.2f} ms)", gap <= 0.3)
     if report.cold_start_s:
         check("cold start to /readyz, all five models <= 20 s", f"{report.cold_start_s} s",
               report.cold_start_s <= 20)

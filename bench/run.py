@@ -29,6 +29,7 @@ ROUTED = "tfserve, FastAPI routing"  # TFSERVE_DIRECT_PREDICT=false: the hot pat
 WORKERS2 = "tfserve, 2 workers"  # TFSERVE_WORKERS=2
 BASELINE = "tfserve, baseline source"  # --baseline DIR: another checkout, say the last release
 PLAIN, LITSERVE, FLOOR = "plain FastAPI", "LitServe (batching)", "FastAPI no-model floor"
+RAW = "raw ASGI constant"  # uvicorn alone: the HTTP server's ceiling
 SERVERS = (OURS, QUIET, ROUTED, UNBATCHED, WORKERS2, BASELINE)
 
 
@@ -46,7 +47,7 @@ class Scenario:
 
 SCENARIOS = [
     Scenario("mnist", "mnist/serving_default", 1, [1, 16, 64, 256],
-             [OURS, QUIET, ROUTED, UNBATCHED, WORKERS2, BASELINE, PLAIN, LITSERVE, FLOOR]),
+             [OURS, QUIET, ROUTED, UNBATCHED, WORKERS2, BASELINE, PLAIN, LITSERVE, FLOOR, RAW]),
     Scenario("mnist-v2", "mnist/serving_default", 1, [1, 64], [OURS], protocol="v2-json"),
     Scenario("mnist-32", "mnist/serving_default", 32, [16],
              [OURS, UNBATCHED, PLAIN, LITSERVE, FLOOR]),
@@ -194,7 +195,7 @@ def start(system: str, models_dir: Path, targets: list[str],
         with our_server(models_dir, workers=2) as running:
             yield running
     else:
-        kind = {PLAIN: "plain", LITSERVE: "litserve", FLOOR: "floor"}[system]
+        kind = {PLAIN: "plain", LITSERVE: "litserve", FLOOR: "floor", RAW: "raw"}[system]
         port = free_port()
         with serve([sys.executable, "-m", "bench.references", kind, *targets,
                     "--models-dir", str(models_dir), "--port", str(port)], port,
