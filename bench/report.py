@@ -45,17 +45,23 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x" if a and b else "n/a"
 
 
+def _retransmits(result: Result) -> str:
+    return f" ({result.retransmits} TCP retransmits meanwhile)" if result.retransmits else ""
+
+
 def tables(report: Report) -> list[str]:
     lines = []
     for scenario in dict.fromkeys(r.scenario for r in report.results):
         lines += [f"### {scenario}", "",
                   "| system | clients | req/s | rows/s | p50 ms | p90 ms | p99 ms | errors "
-                  "| mean batch | tfserve ÷ this |", "|---|---|---|---|---|---|---|---|---|---|"]
+                  "| mean batch | TCP retransmits | tfserve ÷ this |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in (r for r in report.results if r.scenario == scenario):
             ours = _find(report, scenario, OURS, r.connections)
             lines.append(f"| {r.system} | {r.connections} | {r.rps:,.0f} | {r.rows_per_s:,.0f} "
                          f"| {r.p50_ms} | {r.p90_ms} | {r.p99_ms} | {r.errors} "
                          f"| {r.mean_batch or ''} "
+                         f"| {'' if r.retransmits is None else r.retransmits} "
                          f"| {'' if r.system == OURS else _ratio(ours and ours.rps, r.rps)} |")
         lines.append("")
     return lines
@@ -78,12 +84,13 @@ def targets(report: Report) -> list[str]:
               f"{ratio:.2f}x" if ratio else "n/a",
               None if ratio is None or goal is None else ratio >= goal)
     if ours:
-        check("mnist, 64 clients: p99 <= 15 ms", f"{ours.p99_ms} ms", ours.p99_ms <= 15)
+        check("mnist, 64 clients: p99 <= 15 ms", f"{ours.p99_ms} ms{_retransmits(ours)}",
+              ours.p99_ms <= 15)
         check("mnist, 64 clients: mean batch size", f"{ours.mean_batch}", None)
     crowd = _find(report, "mnist", OURS, 256)
     if crowd:
         check("mnist, 256 clients: p99 <= 50 ms, 0 errors",
-              f"{crowd.p99_ms} ms, {crowd.errors} errors",
+              f"{crowd.p99_ms} ms, {crowd.errors} errors{_retransmits(crowd)}",
               crowd.p99_ms <= 50 and crowd.errors == 0)
     rows32 = _find(report, "mnist-32", OURS, 16)
     if rows32:

@@ -77,6 +77,7 @@ class Result:
     p99_ms: float
     errors: int
     mean_batch: float | None = None
+    retransmits: int | None = None  # TCP retransmissions during the measurement
 
 
 @dataclass
@@ -224,7 +225,8 @@ def run_system(system: str, scenarios: list[Scenario], models_dir: Path, folder:
                 load = wrk.drive(url, body, connections, seconds)
                 result = Result(scenario.name, system, connections, round(load.rps, 1),
                                 round(load.rps * body.rows, 1), round(load.p50_ms, 2),
-                                round(load.p90_ms, 2), round(load.p99_ms, 2), load.errors)
+                                round(load.p90_ms, 2), round(load.p99_ms, 2), load.errors,
+                                retransmits=load.retransmits)
                 if before is not None:
                     after = batch_totals(running.url, scenario.target)
                     count = after[1] - before[1]
@@ -233,7 +235,9 @@ def run_system(system: str, scenarios: list[Scenario], models_dir: Path, folder:
                 print(f"  {scenario.name:20} {system:24} c={connections:<4} "
                       f"{result.rps:>9.1f} req/s  p50 {result.p50_ms:>7.2f} ms  "
                       f"p99 {result.p99_ms:>8.2f} ms  errors {result.errors}"
-                      + (f"  batch {result.mean_batch}" if result.mean_batch else ""),
+                      + (f"  batch {result.mean_batch}" if result.mean_batch else "")
+                      + (f"  TCP retransmits {result.retransmits}" if result.retransmits
+                         else ""),
                       flush=True)
         report.rss_mib[system] = round(rss_mib(running.pid))
 

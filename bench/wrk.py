@@ -27,6 +27,19 @@ class Load:
     p90_ms: float
     p99_ms: float
     errors: int
+    retransmits: int | None = None  # TCP segments the kernel sent again meanwhile
+
+
+def tcp_retransmits() -> int | None:
+    """The kernel's count of retransmitted TCP segments (Linux), all sockets together. On a
+    loopback benchmark any is a stall of 10 ms (a loss probe) to 200+ ms (a timeout) for
+    some request, whatever the server: the tail latency is then the kernel's, not its."""
+    try:
+        lines = Path("/proc/net/snmp").read_text().splitlines()
+    except OSError:
+        return None
+    names, values = (line.split()[1:] for line in lines if line.startswith("Tcp:"))
+    return int(dict(zip(names, values, strict=True))["RetransSegs"])
 
 
 def require() -> None:
@@ -35,6 +48,7 @@ def require() -> None:
 
 
 def drive(url: str, body: Body, connections: int, seconds: float) -> Load:
+    retransmitted = tcp_retransmits()
     result = subprocess.run(
         ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
          "--timeout", "30s", "-s", str(LUA), url],
@@ -45,4 +59,6 @@ def drive(url: str, body: Body, connections: int, seconds: float) -> Load:
     values = {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", line)}
     return Load(rps=values["requests"] / (values["duration_us"] / 1e6),
                 p50_ms=values["p50_us"] / 1000, p90_ms=values["p90_us"] / 1000,
-                p99_ms=values["p99_us"] / 1000, errors=int(values["errors"]))
+                p99_ms=values["p99_us"] / 1000, errors=int(values["errors"]),
+                retransmits=None if retransmitted is None
+                else tcp_retransmits() - retransmitted)
