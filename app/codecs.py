@@ -186,6 +186,27 @@ def numeric_array(value: Any, spec: TensorInfo) -> np.ndarray:
     return array.astype(target, copy=False)
 
 
+def numeric_rows_for(values: np.ndarray, signature: SignatureInfo,
+                     max_instances: int) -> tuple[Arrays, int, bool] | None:
+    """`decode_request()`'s answer for rows that app.numeric_rows parsed as doubles, or None
+    when the general way must decide: a signature of several inputs or of a non-float one,
+    too many rows, or values whose check or rounding that way could differ (not finite, out
+    of range, integers past 2**53)."""
+    if len(signature.inputs) != 1:
+        return None
+    (spec,) = signature.inputs.values()
+    target = np.dtype(spec.dtype) if spec.dtype != "string" else None
+    rows = len(values)
+    if target is None or target.kind != "f" or rows > max_instances:
+        return None
+    largest = np.abs(values).max()
+    if not largest < min(2.0 ** 53, float(np.finfo(target).max)):  # NaN too
+        return None
+    array = values.astype(target)
+    check_shape(array, spec)
+    return {spec.name: array}, rows, False
+
+
 def _exact_64bit(value: Any, approximate: np.ndarray, spec: TensorInfo) -> np.ndarray:
     """JSON integers past 2**53 (float's precision) parse exactly only straight into a
     64-bit integer type; values that do not survive that are out of range."""

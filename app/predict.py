@@ -24,6 +24,7 @@ from app import request_log as request_log_module
 from app.errors import ServingError, UnsupportedMediaType
 from app.manager import ModelManager
 from app.metrics import Metrics
+from app.numeric_rows import numeric_rows
 from app.request_log import RequestLog
 from app.servable import Servable
 from app.settings import Settings
@@ -144,10 +145,15 @@ def require_json(request: Request) -> None:
 
 async def read_json(request: Request) -> tuple[Any, float]:
     """The JSON body (size capped by app.middleware.BodyLimit), and when parsing began."""
+    body, started = await read_body(request)
+    return codecs.parse_json(body), started
+
+
+async def read_body(request: Request) -> tuple[bytes, float]:
+    """A JSON request's bytes, and when they were all in (parsing begins)."""
     require_json(request)
     body = await request.body()
-    started = time.perf_counter()
-    return codecs.parse_json(body), started
+    return body, time.perf_counter()
 
 
 Encoder = Callable[[Prediction], Any]
@@ -159,13 +165,24 @@ async def predict_json(request: Request, model: str, version: int | None,
 
     The body's `signature_name` wins over the path's.
     """
-    payload, started = await read_json(request)
+    body, started = await read_body(request)
+    numeric = numeric_rows(body)  # the commonest request, straight to numpy; else None
+    if numeric is None:
+        payload = codecs.parse_json(body)
+        name = codecs.requested_signature(payload, path_signature)
+    else:
+        payload = None
+        name = path_signature if numeric.signature_name is None else numeric.signature_name
     core: PredictCore = request.app.state.core
     settings = core.settings
-    name = codecs.requested_signature(payload, path_signature)
     async with core.call(model, version, name, started) as call:
-        arrays, rows, columnar = codecs.decode_request(
-            payload, call.signature, settings.max_instances, settings.max_image_pixels)
+        decoded = None if numeric is None else codecs.numeric_rows_for(
+            numeric.values, call.signature, settings.max_instances)
+        if decoded is None:  # not that request, or not for this signature: the general way
+            decoded = codecs.decode_request(
+                codecs.parse_json(body) if payload is None else payload, call.signature,
+                settings.max_instances, settings.max_image_pixels)
+        arrays, rows, columnar = decoded
         outputs = await call.run(arrays, rows)
         prediction = Prediction(call.servable.name, call.servable.version, call.signature,
                                 outputs, rows, columnar)
