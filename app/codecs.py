@@ -188,7 +188,7 @@ def numeric_array(value: Any, spec: TensorInfo) -> np.ndarray:
 
 def numeric_rows_for(values: np.ndarray, signature: SignatureInfo,
                      max_instances: int) -> tuple[Arrays, int, bool] | None:
-    """`decode_request()`'s answer for rows that app.numeric_rows parsed as doubles, or None
+    """`decode_request()`'s answer for rows that app.numeric_json parsed as doubles, or None
     when the general way must decide: a signature of several inputs or of a non-float one,
     too many rows, or values whose check or rounding that way could differ (not finite, out
     of range, integers past 2**53)."""

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from app import codecs
+from app import codecs, numeric_json
 from app.errors import InvalidInput
 from app.images import check_image_size
 from app.signatures import SignatureInfo, TensorInfo
@@ -114,7 +114,10 @@ class InferRequest:
 
 
 def parse_request(header: bytes, binary: memoryview, default_signature: str) -> InferRequest:
-    payload = codecs.parse_json(header)
+    # floating-point tensors' "data" straight to numpy when provably plain numbers
+    payload = numeric_json.infer_payload(header)
+    if payload is None:
+        payload = codecs.parse_json(header)
     if not isinstance(payload, dict):
         raise InvalidInput('expected a JSON object with "inputs"')
     # other keys are left alone: KServe's client adds "model_name", for one

@@ -24,7 +24,7 @@ from app import request_log as request_log_module
 from app.errors import ServingError, UnsupportedMediaType
 from app.manager import ModelManager
 from app.metrics import Metrics
-from app.numeric_rows import numeric_rows
+from app.numeric_json import numeric_rows
 from app.request_log import RequestLog
 from app.servable import Servable
 from app.settings import Settings

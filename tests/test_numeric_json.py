@@ -1,4 +1,4 @@
-"""The numeric row fast path (app.numeric_rows) decides exactly as the general way does.
+"""The numeric fast paths (app.numeric_json) decide exactly as the general way does.
 
 For every body it takes, decoding must give the very arrays (values and dtype) or the very
 error that orjson + `codecs.decode_request` give; every body it cannot prove regular must be
@@ -12,9 +12,9 @@ import numpy as np
 import orjson
 import pytest
 
-from app import codecs
+from app import codecs, oip
 from app.errors import InvalidInput
-from app.numeric_rows import numeric_rows
+from app.numeric_json import infer_payload, numeric_rows
 from app.signatures import SignatureInfo, TensorInfo
 
 OUT = {"y": TensorInfo("y", "float32", (-1,))}
@@ -36,8 +36,6 @@ TAKEN = [
     b'{"instances": [[9007199254740991, 1]]}',  # 2**53 - 1: exact either way
     b'{"instances": [[65504, 1]]}',  # float16's largest
     b'{"instances": [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10]]}',  # over the limit
-    b'{"instances": [[1e39, 0]]}',  # past float32
-    b'{"instances": [[9007199254740993, 0]]}',  # past 2**53: rounds differently
 ]
 LEFT = [
     b'{"instances": [[1, 2], [3]]}',  # ragged
@@ -58,6 +56,8 @@ LEFT = [
     b'{"instances": [[]]}',
     b'{"instances": "12"}',
     b'{"instances": [[1e400, 0]]}',
+    b'{"instances": [[1e39, 0]]}',  # past 2**53 (and float32): the general way words it
+    b'{"instances": [[9007199254740993, 0]]}',  # past 2**53: could round differently
     b'{"instances": [[18446744073709551616, 0]]}',
     b'[[1, 2]]',
     b'{"instances": [[1, 2]',
@@ -113,3 +113,69 @@ def test_random_rows_decode_as_the_general_way():
         body = orjson.dumps({"instances": rows})
         assert fast(body, signature) == general(body, signature)
         assert np.array_equal(numeric_rows(body).values, np.asarray(rows, dtype=np.float64))
+
+
+# the Open Inference Protocol's JSON ---------------------------------------------------------
+
+V2_SIGNATURE = SignatureInfo("s", {"x": TensorInfo("x", "float32", (-1, 2)),
+                                   "n": TensorInfo("n", "int32", (-1,))}, OUT)
+
+
+def v2(*tensors: str, extra: str = "") -> bytes:
+    return ('{"id": "r1", "inputs": [' + ", ".join(tensors) + "]" + extra + "}").encode()
+
+
+X_FLAT = '{"name": "x", "datatype": "FP32", "shape": [2, 2], "data": [1, 2.5, 3, 4]}'
+X_ROWS = '{"name": "x", "datatype": "FP32", "shape": [2, 2], "data": [[1, 2.5], [3, 4]]}'
+N = '{"name": "n", "datatype": "INT32", "shape": [2], "data": [7, 8]}'
+V2_TAKEN = [
+    v2(X_FLAT, N),
+    v2(X_ROWS, N),
+    v2(N, X_ROWS, extra=', "outputs": [{"name": "y"}], "parameters": {"a": [1, [2]]}'),
+    v2(X_FLAT.replace("[2, 2]", "[4, 1]"), N),  # the wrong shape: the same error
+    v2(X_FLAT.replace("[2, 2]", "[3, 2]"), N),  # too few elements: the same error
+    v2(X_FLAT.replace("FP32", "FP64"), N),  # the wrong datatype: the same error
+    v2(X_FLAT),  # a missing input: the same error
+]
+V2_LEFT = [
+    v2(X_FLAT.replace("[1, 2.5, 3, 4]", "[[1, 2.5], [3]]"), N),  # ragged
+    v2(X_FLAT.replace("[1, 2.5, 3, 4]", "[[1, [2.5]], [3, 4]]"), N),  # nested deeper
+    v2(X_FLAT.replace("[1, 2.5, 3, 4]", "[1, true, 3, 4]"), N),
+    v2(X_FLAT.replace("[1, 2.5, 3, 4]", '[1, "2", 3, 4]'), N),
+    v2(X_FLAT.replace("[1, 2.5, 3, 4]", "[]"), N),
+    v2(X_FLAT, N).replace(b'"r1"', b'"r[1"'),
+    v2(X_FLAT, N).replace(b'"id": "r1"', b'"id": "r1", "id": "r2"'),
+    v2(X_FLAT.replace('"data"', '"data": [0, 0, 0, 0], "data"'), N),
+    v2(X_FLAT.replace("[1, 2.5, 3, 4]", "[1, 2.5, 3, 1e400]"), N),
+    b'[1]',
+    b'{"inputs": [',
+]
+
+
+def v2_decode(payload: dict):
+    request = oip.InferRequest(payload, memoryview(b""), "s")
+    try:
+        arrays, rows = oip.decode_inputs(request, V2_SIGNATURE, LIMIT)
+    except InvalidInput as err:
+        return str(err)
+    return {k: (v.dtype, v.tolist()) for k, v in arrays.items()}, rows
+
+
+@pytest.mark.parametrize("header", V2_TAKEN)
+def test_v2_tensors_it_takes_decode_as_the_general_way(header):
+    payload = infer_payload(header)
+    assert payload is not None
+    assert {k: v for k, v in payload.items() if k != "inputs"} == \
+        {k: v for k, v in orjson.loads(header).items() if k != "inputs"}
+    assert v2_decode(payload) == v2_decode(orjson.loads(header))
+
+
+def test_v2_float_data_arrives_as_one_array():
+    (x, n) = infer_payload(v2(X_ROWS, N))["inputs"]
+    assert isinstance(x["data"], np.ndarray) and x["data"].shape == (2, 2)
+    assert n["data"] == [7, 8]  # not a floating-point tensor: as orjson reads it
+
+
+@pytest.mark.parametrize("header", V2_LEFT)
+def test_v2_headers_it_cannot_prove_go_the_general_way(header):
+    assert infer_payload(header) is None

@@ -1,0 +1,141 @@
+"""JSON requests whose numbers go straight into numpy: no Python float per value.
+
+Parsed the general way (orjson to Python lists, then numpy), a request's numbers cost the
+event loop more than anything else in it: a float object made, converted and freed per value
+(docs/PROFILING.md). simdjson parses the body and hands a list of numbers over as one buffer
+of doubles. Two request forms take this way:
+
+- `numeric_rows()`: TF Serving's and tfdeploy's row format, `{"instances": [[x, ...], ...],
+  "signature_name"?: "..."}`, what a dense model's clients send;
+- `infer_payload()`: an Open Inference Protocol JSON request, whose FP16/FP32/FP64 tensors'
+  "data" become float64 arrays in an otherwise ordinary payload.
+
+Each takes only bodies whose structure it can prove: every key once in every object, the
+numbers' lists flat, or rows of one length, and no array anywhere that it has not accounted
+for (the body's `[` count must equal the arrays seen, so no list hides a nested one and no
+string holds a bracket). Anything else (ragged or deeper nesting, booleans, nulls, strings
+among numbers, invalid JSON, numbers past a double or integers past 2**53, whose rounding
+to float32 could differ) returns None and goes the general way (orjson, app.codecs), which
+accepts it or words the error. What they do take, the general way would have read as the
+same values: an integer becomes the double numpy makes of it for a float input.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import simdjson
+
+_ROW_KEYS = {"instances", "signature_name"}
+_FLOAT_DATATYPES = {"FP16", "FP32", "FP64"}
+_EXACT = 2.0 ** 53  # integers below it are doubles exactly
+
+
+class NumericRows(NamedTuple):
+    signature_name: str | None
+    values: np.ndarray  # float64, shape (rows,) or (rows, columns)
+
+
+class _Unsure(Exception):
+    """The body is not provably of the form taken here."""
+
+
+def numeric_rows(body: bytes) -> NumericRows | None:
+    """The row-format body's rows as float64, or None when it is not that form."""
+    try:
+        document = simdjson.Parser().parse(body)
+        if not isinstance(document, simdjson.Object):
+            return None
+        keys = _keys(document)
+        name = document.get("signature_name")
+        if not set(keys) <= _ROW_KEYS or "instances" not in keys or \
+                (name is not None and not isinstance(name, str)):
+            return None
+        values, arrays = _numbers(document["instances"])
+        if body.count(b"[") != arrays:
+            return None
+        return NumericRows(name, values)
+    except (_Unsure, ValueError, RuntimeError, TypeError, KeyError):
+        return None
+
+
+def infer_payload(header: bytes) -> dict | None:
+    """The Open Inference Protocol JSON header as Python, each floating-point tensor's "data"
+    a float64 array (flat, or rows x columns) instead of a list; None when unsure."""
+    try:
+        document = simdjson.Parser().parse(header)
+        if not isinstance(document, simdjson.Object):
+            return None
+        counted = [0]
+        payload = {key: _python(document[key], counted) for key in _keys(document)
+                   if key != "inputs"}
+        if "inputs" in document:
+            inputs = document["inputs"]
+            if not isinstance(inputs, simdjson.Array):
+                return None
+            counted[0] += 1
+            payload["inputs"] = [_tensor(tensor, counted) for tensor in inputs]
+        if header.count(b"[") != counted[0]:
+            return None
+        return payload
+    except (_Unsure, ValueError, RuntimeError, TypeError, KeyError):
+        return None
+
+
+def _tensor(tensor: Any, counted: list[int]) -> Any:
+    if not isinstance(tensor, simdjson.Object):
+        return _python(tensor, counted)
+    fields = {}
+    for key in _keys(tensor):
+        value = tensor[key]
+        if key == "data" and tensor.get("datatype") in _FLOAT_DATATYPES and \
+                isinstance(value, simdjson.Array):
+            fields[key], arrays = _numbers(value)
+            counted[0] += arrays
+        else:
+            fields[key] = _python(value, counted)
+    return fields
+
+
+def _python(value: Any, counted: list[int]) -> Any:
+    """A small JSON value as Python (orjson's types), its arrays counted."""
+    if isinstance(value, simdjson.Object):
+        return {key: _python(value[key], counted) for key in _keys(value)}
+    if isinstance(value, simdjson.Array):
+        counted[0] += 1
+        return [_python(item, counted) for item in value]
+    if isinstance(value, str) and "[" in value:
+        raise _Unsure  # a bracket the count would take for an array
+    return value
+
+
+def _keys(document: simdjson.Object) -> list[str]:
+    keys = list(document.keys())
+    if len(keys) != len(set(keys)):
+        raise _Unsure  # simdjson reads the first of a repeated key, orjson the last
+    return keys
+
+
+def _numbers(array: Any) -> tuple[np.ndarray, int]:
+    """A non-empty list of numbers, or of equally long non-empty lists of numbers, as float64
+    (flat or rows x columns), and how many arrays it is made of."""
+    if not isinstance(array, simdjson.Array) or len(array) == 0:
+        raise _Unsure
+    rows = len(array)
+    first = array[0]
+    if isinstance(first, simdjson.Array):
+        columns = len(first)
+        if columns == 0 or any(not isinstance(row, simdjson.Array) or len(row) != columns
+                               for row in array):
+            raise _Unsure
+        shape, arrays = (rows, columns), 1 + rows
+    else:
+        shape, arrays = (rows,), 1
+    # raises on anything but numbers; rows nesting deeper still flatten, and the caller's
+    # bracket count then finds the arrays not accounted for
+    values = np.frombuffer(array.as_buffer(of_type="d"), dtype=np.float64)
+    if values.size != rows * (shape[1] if len(shape) == 2 else 1) or \
+            not np.abs(values).max() < _EXACT:
+        raise _Unsure
+    return values.reshape(shape), arrays
