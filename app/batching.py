@@ -205,10 +205,13 @@ class Batcher(BoundedRunner):
         self._admit(rows)
         self.admission.check(self._queued_rows, rows, deadline)
         pending = Pending(inputs, rows, asyncio.get_running_loop().create_future())
-        if not self._queue and not self.admission.calling and self._runs_inline(rows):
-            # alone in the server, the batcher idle and the call short: no hand-off at all
-            await self._execute([pending])
-            return pending.future.result()
+        if self._idle_and_alone(rows):
+            # requests read in the same turn of the event loop enter the server first: a
+            # request alone only as long as its task ran would serve them one at a time
+            await asyncio.sleep(0)
+            if self._idle_and_alone(rows):  # no hand-off at all
+                await self._execute([pending])
+                return pending.future.result()
         self._queue.append(pending)
         self._queued_rows += rows
         self._arrived.set()
@@ -289,6 +292,10 @@ class Batcher(BoundedRunner):
         else:
             if not pending.future.done():
                 pending.future.set_result(result)
+
+    def _idle_and_alone(self, rows: int) -> bool:
+        """Nothing queued, no call running, and a call of `rows` would run inline."""
+        return not self._queue and not self.admission.calling and self._runs_inline(rows)
 
     def _runs_inline(self, rows: int) -> bool:
         """Whether a call of `rows` rows may run on the event loop: the server holds no
