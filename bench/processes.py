@@ -34,10 +34,13 @@ def free_port() -> int:
 @contextlib.contextmanager
 def serve(command: list[str], port: int, ready_path: str, env: dict[str, str] | None = None,
           timeout: float = 300, cwd: Path = ROOT) -> Iterator[Running]:
-    """Start `command`, wait until GET `ready_path` answers 200, yield it, stop it (SIGTERM)."""
+    """Start `command`, wait until GET `ready_path` answers 200, yield it, stop it (SIGTERM)
+    with every process it started: LitServe's workers outlived their parent's SIGKILL and
+    kept polling, a load on every later measurement."""
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **(env or {})},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)  # its own process group
     url = f"http://127.0.0.1:{port}"
     try:
         while True:
@@ -51,11 +54,16 @@ def serve(command: list[str], port: int, ready_path: str, env: dict[str, str] | 
             time.sleep(0.05)
         yield Running(url, process.pid, time.perf_counter() - started)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
+        _signal_group(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _signal_group(process.pid, signal.SIGKILL)  # whatever is left of the group
+        process.wait()
+
+
+def _signal_group(group: int, number: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, number)
 
 
 @contextlib.contextmanager
