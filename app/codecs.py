@@ -190,8 +190,8 @@ def numeric_rows_for(values: np.ndarray, signature: SignatureInfo,
                      max_instances: int) -> tuple[Arrays, int, bool] | None:
     """`decode_request()`'s answer for rows that app.numeric_json parsed as doubles, or None
     when the general way must decide: a signature of several inputs or of a non-float one,
-    too many rows, or values whose check or rounding that way could differ (not finite, out
-    of range, integers past 2**53)."""
+    too many rows, or values out of the input's range (its error is worded there).
+    numeric_json already left finite values below 2**53 only, which round as numpy's would."""
     if len(signature.inputs) != 1:
         return None
     (spec,) = signature.inputs.values()
@@ -199,8 +199,7 @@ def numeric_rows_for(values: np.ndarray, signature: SignatureInfo,
     rows = len(values)
     if target is None or target.kind != "f" or rows > max_instances:
         return None
-    largest = np.abs(values).max()
-    if not largest < min(2.0 ** 53, float(np.finfo(target).max)):  # NaN too
+    if np.abs(values).max() > np.finfo(target).max:
         return None
     array = values.astype(target)
     check_shape(array, spec)
