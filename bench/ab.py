@@ -9,8 +9,10 @@ A change that should not cost speed (a refactoring) or should gain it (a profili
 judged by a before/after on the same machine at the same time. Both servers run at once on
 the same models, idle but for the one being measured, and wrk alternates between them,
 round after round, in alternating order, so drift in a shared machine's speed hits both
-alike. Reports the median req/s and p99 of each side and their ratio. The base revision is
-checked out in a temporary git worktree and removed after. Both servers run with
+alike. Reports the median req/s, p50 and p99 of each side, their ratio, and each server's
+event-loop time per request (the CPU time of its main thread, or its workers', over the
+requests answered: finer than req/s, which the load generator sharing the CPUs blurs). The
+base revision is checked out in a temporary git worktree and removed after. Both servers run with
 TFSERVE_LOG_LEVEL=WARNING unless `--setting` says otherwise (`--setting log_level=INFO`: the
 default level, access log on); `--base-setting` applies to the base side only, so that one
 revision against itself compares two settings (the access log on against off, say).
@@ -27,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench import wrk
-from bench.processes import ROOT, our_server
+from bench.processes import ROOT, event_loop_cpu_s, our_server
 from bench.run import OURS, SCENARIOS, example_instance, route, write_body
 
 
@@ -72,7 +74,8 @@ def main() -> int:
              f"{args.rounds} "
              f"alternating rounds of {args.seconds:g} s (wrk, keep-alive).", "",
              "| scenario | clients | base req/s | this req/s | this ÷ base | base p50 ms "
-             "| this p50 ms | base p99 ms | this p99 ms |", "|---|---|---|---|---|---|---|---|---|"]
+             "| this p50 ms | base p99 ms | this p99 ms | base loop µs/req | this loop µs/req |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     with checkout(args.base) as tree, tempfile.TemporaryDirectory() as folder, \
             our_server(models, source=tree, **base_settings) as base, \
             our_server(models, **settings) as head:
@@ -82,11 +85,15 @@ def main() -> int:
                               example_instance(models, scenario.target, args.image), head.url)
             path = route(scenario, OURS)
             runs: dict[str, list[wrk.Load]] = {"base": [], "this": []}
+            loop_us: dict[str, list[float]] = {"base": [], "this": []}
             for round_ in range(args.rounds):
                 order = [("base", base), ("this", head)]
                 for side, server in order if round_ % 2 == 0 else reversed(order):
-                    runs[side].append(wrk.drive(server.url + path, body, connections,
-                                                args.seconds))
+                    cpu_before = event_loop_cpu_s(server.pid)
+                    load = wrk.drive(server.url + path, body, connections, args.seconds)
+                    loop_s = event_loop_cpu_s(server.pid) - cpu_before
+                    runs[side].append(load)
+                    loop_us[side].append(1e6 * loop_s / max(load.requests, 1))
             rps = {side: statistics.median(r.rps for r in loads) for side, loads in runs.items()}
             p50 = {side: statistics.median(r.p50_ms for r in loads)
                    for side, loads in runs.items()}
@@ -96,7 +103,9 @@ def main() -> int:
             lines.append(f"| {scenario.name} | {connections} | {rps['base']:,.0f} | "
                          f"{rps['this']:,.0f} | {rps['this'] / rps['base']:.2f}x | "
                          f"{p50['base']:.2f} | {p50['this']:.2f} | "
-                         f"{p99['base']:.1f} | {p99['this']:.1f} |"
+                         f"{p99['base']:.1f} | {p99['this']:.1f} | "
+                         f"{statistics.median(loop_us['base']):.0f} | "
+                         f"{statistics.median(loop_us['this']):.0f} |"
                          + (f" ({errors} errors)" if errors else ""))
             print(lines[-1], flush=True)
     print("\n".join(lines))

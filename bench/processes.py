@@ -89,6 +89,18 @@ def rss_mib(pid: int) -> float:
     return total
 
 
+def event_loop_cpu_s(pid: int) -> float:
+    """CPU time (user + system) of the main threads of a server and its worker processes,
+    where their event loops run: what a Python server runs out of first (Linux /proc)."""
+    total = 0.0
+    for process in [pid, *descendants(pid)]:
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{process}/task/{process}/stat").read_text()
+            fields = stat.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def descendants(pid: int) -> list[int]:
     """The process ids below `pid`, children and theirs."""
     found = []

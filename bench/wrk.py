@@ -27,6 +27,7 @@ class Load:
     p90_ms: float
     p99_ms: float
     errors: int
+    requests: int = 0
     retransmits: int | None = None  # TCP segments the kernel sent again meanwhile
 
 
@@ -60,5 +61,6 @@ def drive(url: str, body: Body, connections: int, seconds: float) -> Load:
     return Load(rps=values["requests"] / (values["duration_us"] / 1e6),
                 p50_ms=values["p50_us"] / 1000, p90_ms=values["p90_us"] / 1000,
                 p99_ms=values["p99_us"] / 1000, errors=int(values["errors"]),
+                requests=int(values["requests"]),
                 retransmits=None if retransmitted is None
                 else tcp_retransmits() - retransmitted)
