@@ -261,6 +261,28 @@ def test_full_queue_is_refused_at_once_and_deadlines_expire(executor):
     assert (queued, in_flight) == (0, 0)  # expired requests leave no rows behind
 
 
+def test_a_cancelled_request_is_cancelled_not_timed_out(executor):
+    async def scenario():
+        model = GatedModel()
+        batcher = Batcher(model, executor, max_batch_size=1, batch_timeout_ms=0,
+                          max_queue_rows=10, name="t")
+        batcher.start()
+        deadline = time.monotonic() + 10
+        running = asyncio.ensure_future(batcher.submit(rows(1), 1, deadline))
+        queued = asyncio.ensure_future(batcher.submit(rows(2), 1, deadline))
+        await asyncio.sleep(0.05)
+        queued.cancel()  # a client gone: its task is cancelled while it waits
+        outcome = await asyncio.gather(queued, return_exceptions=True)
+        model.gate.set()
+        await running
+        await batcher.close()
+        return outcome, model.calls, batcher.queued_rows, batcher.in_flight
+
+    (outcome,), calls, queued_rows, in_flight = asyncio.run(scenario())
+    assert isinstance(outcome, asyncio.CancelledError)
+    assert calls == [1] and (queued_rows, in_flight) == (0, 0)  # its row never ran
+
+
 def test_a_failing_request_fails_alone_and_the_loop_survives(executor):
     async def scenario():
         model = GatedModel(fail_on=3.0)
