@@ -53,6 +53,24 @@ class Metrics:
                                            registry=r)
         self.model_failures = Counter("tfserve_model_load_failures",
                                       "Versions that failed to load.", ("model",), registry=r)
+        # prometheus-client's labels() takes a lock and rebuilds its key on every call: a few
+        # µs per request, twice; the children of a request's labels are looked up once
+        self._counted: dict[tuple[str, ...], Counter] = {}
+        self._timed: dict[tuple[str, ...], Histogram] = {}
+
+    def observe_request(self, labels: tuple[str, str, str], status: str,
+                        latency_s: float) -> None:
+        """Count one prediction request of `labels` (model, version, signature) by outcome,
+        and its latency."""
+        key = (*labels, status)
+        counted = self._counted.get(key)
+        if counted is None:
+            counted = self._counted[key] = self.requests.labels(*key)
+        counted.inc()
+        timed = self._timed.get(labels)
+        if timed is None:
+            timed = self._timed[labels] = self.latency.labels(*labels)
+        timed.observe(latency_s)
 
     def watch_queue(self, labels: tuple[str, ...], read: Callable[[], float]) -> None:
         """Make the queue gauge of `labels` show `read()`: at scrape time in one process;

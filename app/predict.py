@@ -113,11 +113,9 @@ class PredictCall:
             status = "ok"
         else:
             status = str(error.status) if isinstance(error, ServingError) else "error"
-        metrics = self.core.metrics
-        labels = (servable.name, str(servable.version), self.signature_name)
         latency = time.perf_counter() - self.started
-        metrics.requests.labels(*labels, status).inc()
-        metrics.latency.labels(*labels).observe(latency)
+        self.core.metrics.observe_request(
+            (servable.name, str(servable.version), self.signature_name), status, latency)
         request_log = self.core.request_log
         if request_log is not None and request_log.sampled():
             request_log.add(self._log_line(request_log, status, latency))
