@@ -34,6 +34,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -48,6 +49,7 @@ from app.traffic import Traffic
 
 log = logging.getLogger(__name__)
 INLINE_CALL_S = 0.002  # a lone request's model call this short runs on the event loop
+DEADLINE_SLOT_S = 0.01  # deadlines are kept this precisely (DeadlineTimers)
 
 Arrays = dict[str, np.ndarray]
 RunFn = Callable[[Arrays], Arrays]
@@ -119,6 +121,38 @@ def split(outputs: Arrays, batch: list[Pending]) -> list[Arrays]:
     return results
 
 
+class DeadlineTimers:
+    """Futures cancelled once their deadlines pass, by one timer per DEADLINE_SLOT_S.
+
+    A timer per request (asyncio.timeout_at, or a bare call_at: a libuv timer each on uvloop)
+    was the largest single cost of waiting for a batch. Deadlines are grouped in slots instead:
+    the first future of a slot starts its timer, the others join a set, and a future answered
+    in time leaves it. A deadline fires up to one slot late, never early. Deadlines use
+    time.monotonic, which is asyncio's clock.
+    """
+
+    def __init__(self) -> None:
+        self._slots: dict[int, set[asyncio.Future]] = {}
+
+    def add(self, future: asyncio.Future, deadline: float) -> int:
+        slot = math.ceil(deadline / DEADLINE_SLOT_S)
+        members = self._slots.get(slot)
+        if members is None:
+            members = self._slots[slot] = set()
+            future.get_loop().call_at(slot * DEADLINE_SLOT_S, self._expire, slot)
+        members.add(future)
+        return slot
+
+    def discard(self, future: asyncio.Future, slot: int) -> None:
+        members = self._slots.get(slot)
+        if members is not None:
+            members.discard(future)
+
+    def _expire(self, slot: int) -> None:
+        for future in self._slots.pop(slot, ()):
+            future.cancel()
+
+
 class BoundedRunner:
     """A model function behind a bounded queue: what `Batcher` and `Unbatched` share (the row
     bound, deadlines, the in-flight count, refusing new work once closing)."""
@@ -138,6 +172,7 @@ class BoundedRunner:
         self._queued_rows = 0
         self._in_flight = 0  # requests submitted and not yet answered
         self._closing = False
+        self._deadlines = DeadlineTimers()
 
     @property
     def queued_rows(self) -> int:
@@ -161,10 +196,8 @@ class BoundedRunner:
         self._in_flight += 1
         if self._traffic is not None:
             self._traffic.parked += 1
-        # asyncio's clock is time.monotonic. At the deadline the future is cancelled, so a
-        # queued request is dropped before it runs; a timer handle, not asyncio.timeout_at,
-        # whose task bookkeeping was a tenth of the batcher's time per request
-        expiry = future.get_loop().call_at(deadline, future.cancel)
+        # at the deadline the future is cancelled, so a queued request is dropped before it runs
+        slot = self._deadlines.add(future, deadline)
         try:
             return await future
         except asyncio.CancelledError:
@@ -174,7 +207,7 @@ class BoundedRunner:
             raise DeadlineExceeded(f"{self.name}: no result within the request deadline") \
                 from None
         finally:
-            expiry.cancel()
+            self._deadlines.discard(future, slot)
             self._in_flight -= 1
             if self._traffic is not None:
                 self._traffic.parked -= 1

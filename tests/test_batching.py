@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from app.admission import DeadlineAdmission
-from app.batching import Batcher, Pending, take_batch
+from app.batching import DEADLINE_SLOT_S, Batcher, DeadlineTimers, Pending, take_batch
 from app.errors import DeadlineExceeded, InvalidInput, ModelFailed, Overloaded
 from app.traffic import Traffic
 
@@ -259,6 +259,27 @@ def test_full_queue_is_refused_at_once_and_deadlines_expire(executor):
     kinds = [type(r) for r in results]
     assert kinds == [DeadlineExceeded, DeadlineExceeded, Overloaded, Overloaded]
     assert (queued, in_flight) == (0, 0)  # expired requests leave no rows behind
+
+
+def test_deadline_timers_cancel_only_the_late_ones_and_not_early():
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        timers = DeadlineTimers()
+        deadline = time.monotonic() + 0.05
+        answered, late, later = (loop.create_future() for _ in range(3))
+        cancelled_at = []
+        late.add_done_callback(lambda _: cancelled_at.append(time.monotonic()))
+        slot = timers.add(answered, deadline)
+        assert timers.add(late, deadline) == slot  # one slot, one timer
+        timers.add(later, deadline + 10)
+        answered.set_result("in time")
+        timers.discard(answered, slot)
+        await asyncio.sleep(0.1 + DEADLINE_SLOT_S)
+        return answered, late, later, cancelled_at[0] - deadline
+
+    answered, late, later, lateness = asyncio.run(scenario())
+    assert answered.result() == "in time" and late.cancelled() and not later.done()
+    assert -0.001 <= lateness <= DEADLINE_SLOT_S + 0.05  # at most a slot late (and scheduling)
 
 
 def test_a_cancelled_request_is_cancelled_not_timed_out(executor):
