@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import sys
 import time
 from typing import TextIO
@@ -23,6 +24,12 @@ import orjson
 LOGGER = "uvicorn.access"  # the name log collectors and our tests know these lines by
 FLUSH_S = 0.25
 MAX_LINES = 2048
+
+
+@functools.lru_cache(maxsize=1024)
+def _quoted(path: str) -> str:
+    """The path as uvicorn logs it: a service's few paths are quoted once, not per request."""
+    return quote(path)
 
 
 class AccessLog:
@@ -42,7 +49,7 @@ class AccessLog:
     def add(self, scope: dict, status: int, request_id: str) -> None:
         client = scope.get("client")
         where = f"{client[0]}:{client[1]}" if client else "-"
-        path = quote(scope.get("root_path", "") + scope["path"])
+        path = _quoted(scope.get("root_path", "") + scope["path"])
         if scope.get("query_string"):
             path += "?" + scope["query_string"].decode("ascii", "replace")
         message = (f'{where} - "{scope["method"]} {path} HTTP/{scope.get("http_version", "1.1")}"'
