@@ -30,6 +30,7 @@ import orjson
 
 from app.errors import InvalidInput
 from app.images import check_image_size
+from app.numeric_json import NumericRows
 from app.signatures import SignatureInfo, TensorInfo
 
 Arrays = dict[str, np.ndarray]
@@ -186,7 +187,7 @@ def numeric_array(value: Any, spec: TensorInfo) -> np.ndarray:
     return array.astype(target, copy=False)
 
 
-def numeric_rows_for(values: np.ndarray, signature: SignatureInfo,
+def numeric_rows_for(numeric: NumericRows, signature: SignatureInfo,
                      max_instances: int) -> tuple[Arrays, int, bool] | None:
     """`decode_request()`'s answer for rows that app.numeric_json parsed as doubles, or None
     when the general way must decide: a signature of several inputs or of a non-float one,
@@ -196,10 +197,11 @@ def numeric_rows_for(values: np.ndarray, signature: SignatureInfo,
         return None
     (spec,) = signature.inputs.values()
     target = np.dtype(spec.dtype) if spec.dtype != "string" else None
+    values = numeric.values
     rows = len(values)
     if target is None or target.kind != "f" or rows > max_instances:
         return None
-    if np.abs(values).max() > np.finfo(target).max:
+    if numeric.largest > float(np.finfo(target).max):
         return None
     array = values.astype(target)
     check_shape(array, spec)

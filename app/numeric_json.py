@@ -35,6 +35,7 @@ _EXACT = 2.0 ** 53  # integers below it are doubles exactly
 class NumericRows(NamedTuple):
     signature_name: str | None
     values: np.ndarray  # float64, shape (rows,) or (rows, columns)
+    largest: float  # the largest magnitude among them, for the input's range check
 
 
 class _Unsure(Exception):
@@ -48,14 +49,15 @@ def numeric_rows(body: bytes) -> NumericRows | None:
         if not isinstance(document, simdjson.Object):
             return None
         keys = _keys(document)
-        name = document.get("signature_name")
+        # not .get(): simdjson's raises and catches a KeyError for a missing key
+        name = document["signature_name"] if "signature_name" in keys else None
         if not set(keys) <= _ROW_KEYS or "instances" not in keys or \
                 (name is not None and not isinstance(name, str)):
             return None
-        values, arrays = _numbers(document["instances"])
+        values, arrays, largest = _numbers(document["instances"])
         if body.count(b"[") != arrays:
             return None
-        return NumericRows(name, values)
+        return NumericRows(name, values, largest)
     except (_Unsure, ValueError, RuntimeError, TypeError, KeyError):
         return None
 
@@ -91,7 +93,7 @@ def _tensor(tensor: Any, counted: list[int]) -> Any:
         value = tensor[key]
         if key == "data" and tensor.get("datatype") in _FLOAT_DATATYPES and \
                 isinstance(value, simdjson.Array):
-            fields[key], arrays = _numbers(value)
+            fields[key], arrays, _ = _numbers(value)
             counted[0] += arrays
         else:
             fields[key] = _python(value, counted)
@@ -117,9 +119,9 @@ def _keys(document: simdjson.Object) -> list[str]:
     return keys
 
 
-def _numbers(array: Any) -> tuple[np.ndarray, int]:
+def _numbers(array: Any) -> tuple[np.ndarray, int, float]:
     """A non-empty list of numbers, or of equally long non-empty lists of numbers, as float64
-    (flat or rows x columns), and how many arrays it is made of."""
+    (flat or rows x columns), how many arrays it is made of, and its largest magnitude."""
     if not isinstance(array, simdjson.Array) or len(array) == 0:
         raise _Unsure
     rows = len(array)
@@ -135,7 +137,9 @@ def _numbers(array: Any) -> tuple[np.ndarray, int]:
     # raises on anything but numbers; rows nesting deeper still flatten, and the caller's
     # bracket count then finds the arrays not accounted for
     values = np.frombuffer(array.as_buffer(of_type="d"), dtype=np.float64)
-    if values.size != rows * (shape[1] if len(shape) == 2 else 1) or \
-            not np.abs(values).max() < _EXACT:
+    if values.size != rows * (shape[1] if len(shape) == 2 else 1):
         raise _Unsure
-    return values.reshape(shape), arrays
+    largest = float(np.abs(values).max())
+    if not largest < _EXACT:
+        raise _Unsure
+    return values.reshape(shape), arrays, largest

@@ -175,7 +175,7 @@ async def predict_json(request: Request, model: str, version: int | None,
     settings = core.settings
     async with core.call(model, version, name, started) as call:
         decoded = None if numeric is None else codecs.numeric_rows_for(
-            numeric.values, call.signature, settings.max_instances)
+            numeric, call.signature, settings.max_instances)
         if decoded is None:  # not that request, or not for this signature: the general way
             decoded = codecs.decode_request(
                 codecs.parse_json(body) if payload is None else payload, call.signature,

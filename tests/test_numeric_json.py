@@ -77,7 +77,7 @@ def fast(body: bytes, signature: SignatureInfo):
     numeric = numeric_rows(body)
     assert numeric is not None
     try:
-        decoded = codecs.numeric_rows_for(numeric.values, signature, LIMIT)
+        decoded = codecs.numeric_rows_for(numeric, signature, LIMIT)
     except InvalidInput as err:
         return str(err)
     if decoded is None:  # handed back: the general way decides
