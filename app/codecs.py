@@ -196,16 +196,27 @@ def numeric_rows_for(numeric: NumericRows, signature: SignatureInfo,
     if len(signature.inputs) != 1:
         return None
     (spec,) = signature.inputs.values()
-    target = np.dtype(spec.dtype) if spec.dtype != "string" else None
     values = numeric.values
     rows = len(values)
-    if target is None or target.kind != "f" or rows > max_instances:
+    if rows > max_instances:
         return None
-    if numeric.largest > float(np.finfo(target).max):
+    array = doubles_as(values, numeric.largest, spec)
+    if array is None:
         return None
-    array = values.astype(target)
     check_shape(array, spec)
     return {spec.name: array}, rows, False
+
+
+def doubles_as(values: np.ndarray, largest: float, spec: TensorInfo) -> np.ndarray | None:
+    """float64 `values` from app.numeric_json (finite, below 2**53, `largest` the largest
+    magnitude) as `spec`'s floating-point type, or None when the general way must decide:
+    not a floating-point input, or values out of its range."""
+    if spec.dtype == "string":
+        return None
+    target = np.dtype(spec.dtype)
+    if target.kind != "f" or largest > float(np.finfo(target).max):
+        return None
+    return values.astype(target)
 
 
 def _exact_64bit(value: Any, approximate: np.ndarray, spec: TensorInfo) -> np.ndarray:

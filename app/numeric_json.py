@@ -8,7 +8,7 @@ of doubles. Two request forms take this way:
 - `numeric_rows()`: TF Serving's and tfdeploy's row format, `{"instances": [[x, ...], ...],
   "signature_name"?: "..."}`, what a dense model's clients send;
 - `infer_payload()`: an Open Inference Protocol JSON request, whose FP16/FP32/FP64 tensors'
-  "data" become float64 arrays in an otherwise ordinary payload.
+  "data" become float64 arrays (`Doubles`) in an otherwise ordinary payload.
 
 Each takes only bodies whose structure it can prove: every key once in every object, the
 numbers' lists flat, or rows of one length, and no array anywhere that it has not accounted
@@ -38,6 +38,13 @@ class NumericRows(NamedTuple):
     largest: float  # the largest magnitude among them, for the input's range check
 
 
+class Doubles(NamedTuple):
+    """A tensor's "data" parsed straight into float64, and its largest magnitude."""
+
+    values: np.ndarray  # flat, or rows x columns
+    largest: float
+
+
 class _Unsure(Exception):
     """The body is not provably of the form taken here."""
 
@@ -64,7 +71,7 @@ def numeric_rows(body: bytes) -> NumericRows | None:
 
 def infer_payload(header: bytes) -> dict | None:
     """The Open Inference Protocol JSON header as Python, each floating-point tensor's "data"
-    a float64 array (flat, or rows x columns) instead of a list; None when unsure."""
+    `Doubles` instead of a list; None when unsure."""
     try:
         document = simdjson.Parser().parse(header)
         if not isinstance(document, simdjson.Object):
@@ -88,12 +95,14 @@ def infer_payload(header: bytes) -> dict | None:
 def _tensor(tensor: Any, counted: list[int]) -> Any:
     if not isinstance(tensor, simdjson.Object):
         return _python(tensor, counted)
+    keys = _keys(tensor)
+    floats = "datatype" in keys and tensor["datatype"] in _FLOAT_DATATYPES  # not .get()
     fields = {}
-    for key in _keys(tensor):
+    for key in keys:
         value = tensor[key]
-        if key == "data" and tensor.get("datatype") in _FLOAT_DATATYPES and \
-                isinstance(value, simdjson.Array):
-            fields[key], arrays, _ = _numbers(value)
+        if key == "data" and floats and isinstance(value, simdjson.Array):
+            values, arrays, largest = _numbers(value)
+            fields[key] = Doubles(values, largest)
             counted[0] += arrays
         else:
             fields[key] = _python(value, counted)

@@ -223,7 +223,10 @@ def _shape(tensor: dict, name: str) -> tuple[int, ...]:
 
 
 def _from_json(data: Any, shape: tuple[int, ...], spec: TensorInfo) -> np.ndarray:
-    if spec.dtype == "string":
+    if isinstance(data, numeric_json.Doubles):  # straight to numpy; range-checked there
+        array = codecs.doubles_as(data.values, data.largest, spec)
+        flat = (codecs.numeric_array(data.values, spec) if array is None else array).reshape(-1)
+    elif spec.dtype == "string":
         flat = np.array(_flatten_strings(data, spec.name), dtype=object)
     else:
         flat = codecs.numeric_array(data, spec).reshape(-1)

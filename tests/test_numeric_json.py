@@ -14,7 +14,7 @@ import pytest
 
 from app import codecs, oip
 from app.errors import InvalidInput
-from app.numeric_json import infer_payload, numeric_rows
+from app.numeric_json import Doubles, infer_payload, numeric_rows
 from app.signatures import SignatureInfo, TensorInfo
 
 OUT = {"y": TensorInfo("y", "float32", (-1,))}
@@ -172,7 +172,8 @@ def test_v2_tensors_it_takes_decode_as_the_general_way(header):
 
 def test_v2_float_data_arrives_as_one_array():
     (x, n) = infer_payload(v2(X_ROWS, N))["inputs"]
-    assert isinstance(x["data"], np.ndarray) and x["data"].shape == (2, 2)
+    assert isinstance(x["data"], Doubles) and x["data"].values.shape == (2, 2)
+    assert x["data"].largest == 4
     assert n["data"] == [7, 8]  # not a floating-point tensor: as orjson reads it
 
 
