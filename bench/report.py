@@ -54,13 +54,13 @@ def tables(report: Report) -> list[str]:
     for scenario in dict.fromkeys(r.scenario for r in report.results):
         lines += [f"### {scenario}", "",
                   "| system | clients | req/s | rows/s | p50 ms | p90 ms | p99 ms | errors "
-                  "| mean batch | TCP retransmits | tfserve ÷ this |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| mean batch | event loop µs/req | TCP retransmits | tfserve ÷ this |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in (r for r in report.results if r.scenario == scenario):
             ours = _find(report, scenario, OURS, r.connections)
             lines.append(f"| {r.system} | {r.connections} | {r.rps:,.0f} | {r.rows_per_s:,.0f} "
                          f"| {r.p50_ms} | {r.p90_ms} | {r.p99_ms} | {r.errors} "
-                         f"| {r.mean_batch or ''} "
+                         f"| {r.mean_batch or ''} | {r.loop_us or ''} "
                          f"| {'' if r.retransmits is None else r.retransmits} "
                          f"| {'' if r.system == OURS else _ratio(ours and ours.rps, r.rps)} |")
         lines.append("")

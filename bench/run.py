@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from bench import inprocess, wrk
-from bench.processes import Running, free_port, our_server, rss_mib, serve
+from bench.processes import Running, event_loop_cpu_s, free_port, our_server, rss_mib, serve
 
 OURS, UNBATCHED = "tfserve", "tfserve, batching off"  # tfserve: default settings, access log on
 QUIET = "tfserve, access log off"  # TFSERVE_LOG_LEVEL=WARNING
@@ -78,6 +78,7 @@ class Result:
     errors: int
     mean_batch: float | None = None
     retransmits: int | None = None  # TCP retransmissions during the measurement
+    loop_us: float | None = None  # event-loop (main threads') CPU time per request
 
 
 @dataclass
@@ -222,11 +223,15 @@ def run_system(system: str, scenarios: list[Scenario], models_dir: Path, folder:
             for connections in scenario.connections:
                 before = (batch_totals(running.url, scenario.target) if system in SERVERS
                           else None)
+                loop_before = event_loop_cpu_s(running.pid)
                 load = wrk.drive(url, body, connections, seconds)
+                loop_s = event_loop_cpu_s(running.pid) - loop_before
                 result = Result(scenario.name, system, connections, round(load.rps, 1),
                                 round(load.rps * body.rows, 1), round(load.p50_ms, 2),
                                 round(load.p90_ms, 2), round(load.p99_ms, 2), load.errors,
-                                retransmits=load.retransmits)
+                                retransmits=load.retransmits,
+                                loop_us=round(1e6 * loop_s / load.requests) if load.requests
+                                else None)
                 if before is not None:
                     after = batch_totals(running.url, scenario.target)
                     count = after[1] - before[1]
