@@ -79,15 +79,16 @@ def take_batch(queue: collections.deque[Pending], max_rows: int) -> list[Pending
     batch: list[Pending] = []
     skipped: list[Pending] = []
     rows = 0
+    shape_key = None
     while queue:
         item = queue.popleft()
         if item.future.done():
             continue
         if not batch:
             batch.append(item)
-            rows = item.rows
+            rows, shape_key = item.rows, item.shape_key()
             continue
-        if item.shape_key() != batch[0].shape_key():
+        if item.shape_key() != shape_key:
             skipped.append(item)
             continue
         if rows + item.rows > max_rows:
