@@ -68,7 +68,8 @@ def main() -> int:
         header = ("# Benchmarks\n\nWritten by `python -m bench run --docs docs/BENCHMARKS.md`. "
                   "Systems here are measured minutes apart on a shared machine; ratios of two "
                   "servers measured side by side, alternating, are in PROFILING.md "
-                  "(`python -m bench.ab`, `python -m bench.routes`) and supersede these where "
+                  "(`python -m bench.ab`, `python -m bench.routes`, `python -m bench.alternate`) "
+                  "and supersede these where "
                   "they differ.\n\n")
         args.docs.parent.mkdir(parents=True, exist_ok=True)
         args.docs.write_text(header + text)
