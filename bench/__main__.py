@@ -31,10 +31,7 @@ from bench import report as markdown_report
 from bench import run as runs
 from bench.run import SCENARIOS, Report, run
 
-SHORT = {"tfserve": runs.OURS, "quiet": runs.QUIET, "routed": runs.ROUTED,
-         "unbatched": runs.UNBATCHED,
-         "workers2": runs.WORKERS2, "baseline": runs.BASELINE, "plain": runs.PLAIN,
-         "litserve": runs.LITSERVE, "floor": runs.FLOOR, "raw": runs.RAW}
+SHORT = runs.SHORT_NAMES
 SYSTEMS = [system for system in SHORT.values() if system != runs.BASELINE]
 
 

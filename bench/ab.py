@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench import wrk
-from bench.processes import ROOT, event_loop_cpu_s, our_server
+from bench.processes import ROOT, drive, our_server
 from bench.run import OURS, SCENARIOS, example_instance, route, write_body
 
 
@@ -85,15 +85,11 @@ def main() -> int:
                               example_instance(models, scenario.target, args.image), head.url)
             path = route(scenario, OURS)
             runs: dict[str, list[wrk.Load]] = {"base": [], "this": []}
-            loop_us: dict[str, list[float]] = {"base": [], "this": []}
             for round_ in range(args.rounds):
                 order = [("base", base), ("this", head)]
                 for side, server in order if round_ % 2 == 0 else reversed(order):
-                    cpu_before = event_loop_cpu_s(server.pid)
-                    load = wrk.drive(server.url + path, body, connections, args.seconds)
-                    loop_s = event_loop_cpu_s(server.pid) - cpu_before
-                    runs[side].append(load)
-                    loop_us[side].append(1e6 * loop_s / max(load.requests, 1))
+                    runs[side].append(drive(server.pid, server.url + path, body, connections,
+                                            args.seconds))
             rps = {side: statistics.median(r.rps for r in loads) for side, loads in runs.items()}
             p50 = {side: statistics.median(r.p50_ms for r in loads)
                    for side, loads in runs.items()}
@@ -104,8 +100,8 @@ def main() -> int:
                          f"{rps['this']:,.0f} | {rps['this'] / rps['base']:.2f}x | "
                          f"{p50['base']:.2f} | {p50['this']:.2f} | "
                          f"{p99['base']:.1f} | {p99['this']:.1f} | "
-                         f"{statistics.median(loop_us['base']):.0f} | "
-                         f"{statistics.median(loop_us['this']):.0f} |"
+                         f"{wrk.median_loop_us(runs['base'])} | "
+                         f"{wrk.median_loop_us(runs['this'])} |"
                          + (f" ({errors} errors)" if errors else ""))
             print(lines[-1], flush=True)
     print("\n".join(lines))

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from bench import wrk
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -99,6 +101,15 @@ def event_loop_cpu_s(pid: int) -> float:
             fields = stat.rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
+
+
+def drive(pid: int, url: str, body: wrk.Body, connections: int, seconds: float) -> wrk.Load:
+    """`wrk.drive` against the server of process `pid`, with its event-loop time per request."""
+    before = event_loop_cpu_s(pid)
+    load = wrk.drive(url, body, connections, seconds)
+    if load.requests:
+        load.loop_us = 1e6 * (event_loop_cpu_s(pid) - before) / load.requests
+    return load
 
 
 def descendants(pid: int) -> list[int]:

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from bench import inprocess, wrk
-from bench.processes import Running, event_loop_cpu_s, free_port, our_server, rss_mib, serve
+from bench.processes import Running, drive, free_port, our_server, rss_mib, serve
 
 OURS, UNBATCHED = "tfserve", "tfserve, batching off"  # tfserve: default settings, access log on
 QUIET = "tfserve, access log off"  # TFSERVE_LOG_LEVEL=WARNING
@@ -31,6 +31,9 @@ BASELINE = "tfserve, baseline source"  # --baseline DIR: another checkout, say t
 PLAIN, LITSERVE, FLOOR = "plain FastAPI", "LitServe (batching)", "FastAPI no-model floor"
 RAW = "raw ASGI constant"  # uvicorn alone: the HTTP server's ceiling
 SERVERS = (OURS, QUIET, ROUTED, UNBATCHED, WORKERS2, BASELINE)
+SHORT_NAMES = {"tfserve": OURS, "quiet": QUIET, "routed": ROUTED, "unbatched": UNBATCHED,
+               "workers2": WORKERS2, "baseline": BASELINE, "plain": PLAIN,
+               "litserve": LITSERVE, "floor": FLOOR, "raw": RAW}  # --system on the command line
 
 
 @dataclass
@@ -223,15 +226,12 @@ def run_system(system: str, scenarios: list[Scenario], models_dir: Path, folder:
             for connections in scenario.connections:
                 before = (batch_totals(running.url, scenario.target) if system in SERVERS
                           else None)
-                loop_before = event_loop_cpu_s(running.pid)
-                load = wrk.drive(url, body, connections, seconds)
-                loop_s = event_loop_cpu_s(running.pid) - loop_before
+                load = drive(running.pid, url, body, connections, seconds)
                 result = Result(scenario.name, system, connections, round(load.rps, 1),
                                 round(load.rps * body.rows, 1), round(load.p50_ms, 2),
                                 round(load.p90_ms, 2), round(load.p99_ms, 2), load.errors,
                                 retransmits=load.retransmits,
-                                loop_us=round(1e6 * loop_s / load.requests) if load.requests
-                                else None)
+                                loop_us=None if load.loop_us is None else round(load.loop_us))
                 if before is not None:
                     after = batch_totals(running.url, scenario.target)
                     count = after[1] - before[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import statistics
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ class Load:
     errors: int
     requests: int = 0
     retransmits: int | None = None  # TCP segments the kernel sent again meanwhile
+    loop_us: float | None = None  # the server's event-loop CPU per request (processes.drive)
 
 
 def tcp_retransmits() -> int | None:
@@ -64,3 +66,9 @@ def drive(url: str, body: Body, connections: int, seconds: float) -> Load:
                 requests=int(values["requests"]),
                 retransmits=None if retransmitted is None
                 else tcp_retransmits() - retransmitted)
+
+
+def median_loop_us(loads: list[Load]) -> str:
+    """The median event-loop time per request of `loads`, for a table ("" if unmeasured)."""
+    measured = [load.loop_us for load in loads if load.loop_us is not None]
+    return f"{statistics.median(measured):.0f}" if measured else ""
