@@ -22,10 +22,17 @@ same values: an integer becomes the double numpy makes of it for a float input.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, NamedTuple
 
 import numpy as np
 import simdjson
+
+# A parser keeps the buffers of the largest document it parsed (about 7x its size); a new one
+# per request paid for allocating and faulting them in each time (16-row bodies: 274 vs 119 µs
+# parsed). Bodies up to this size reuse their thread's parser, larger ones get their own.
+REUSED_PARSER_BYTES = 1 << 20
+_parsers = threading.local()
 
 _ROW_KEYS = {"instances", "signature_name"}
 _FLOAT_DATATYPES = {"FP16", "FP32", "FP64"}
@@ -49,10 +56,21 @@ class _Unsure(Exception):
     """The body is not provably of the form taken here."""
 
 
+def _parse(body: bytes) -> Any:
+    """The body's document. The reused parser raises (RuntimeError, read as unsure) should a
+    document of its last parse still be alive: none outlives the functions below."""
+    if len(body) > REUSED_PARSER_BYTES:
+        return simdjson.Parser().parse(body)
+    parser = getattr(_parsers, "parser", None)
+    if parser is None:
+        parser = _parsers.parser = simdjson.Parser()
+    return parser.parse(body)
+
+
 def numeric_rows(body: bytes) -> NumericRows | None:
     """The row-format body's rows as float64, or None when it is not that form."""
     try:
-        document = simdjson.Parser().parse(body)
+        document = _parse(body)
         if not isinstance(document, simdjson.Object):
             return None
         keys = _keys(document)
@@ -73,7 +91,7 @@ def infer_payload(header: bytes) -> dict | None:
     """The Open Inference Protocol JSON header as Python, each floating-point tensor's "data"
     `Doubles` instead of a list; None when unsure."""
     try:
-        document = simdjson.Parser().parse(header)
+        document = _parse(header)
         if not isinstance(document, simdjson.Object):
             return None
         counted = [0]

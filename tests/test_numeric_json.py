@@ -180,3 +180,22 @@ def test_v2_float_data_arrives_as_one_array():
 @pytest.mark.parametrize("header", V2_LEFT)
 def test_v2_headers_it_cannot_prove_go_the_general_way(header):
     assert infer_payload(header) is None
+
+
+def test_the_reused_parser_survives_every_refusal_and_keeps_earlier_results():
+    """The thread's parser refuses to parse while a document of its last parse is alive,
+    which would send every later request the general way without a word: after each body
+    either form refuses, the next plain body must still be taken."""
+    kept = numeric_rows(b'{"instances": [[1, 2]]}')
+    for body in LEFT + V2_LEFT:
+        numeric_rows(body)
+        assert numeric_rows(b'{"instances": [[5, 6]]}') is not None, body
+        infer_payload(body)
+        assert infer_payload(v2(X_FLAT, N)) is not None, body
+    assert kept.values.tolist() == [[1, 2]]  # its own copy, not the parser's buffers
+
+
+def test_a_body_past_the_reused_parsers_size_is_parsed_too(monkeypatch):
+    monkeypatch.setattr("app.numeric_json.REUSED_PARSER_BYTES", 16)
+    assert numeric_rows(b'{"instances": [[1, 2], [3, 4]]}').values.tolist() == [[1, 2], [3, 4]]
+    assert numeric_rows(b'{"instances": [[5, 6]]}').values.tolist() == [[5, 6]]
