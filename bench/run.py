@@ -134,6 +134,14 @@ def _v2_body(path: Path, scenario: Scenario, instance, url: str) -> wrk.Body:
     model, signature = scenario.target.split("/")
     meta = httpx.get(f"{url}/v2/models/{model}", params={"signature_name": signature},
                      timeout=30).json()
+    content, content_type, headers = v2_request(meta, scenario, instance)
+    path.write_bytes(content)
+    return wrk.Body(path, content_type, scenario.instances, headers)
+
+
+def v2_request(meta: dict, scenario: Scenario, instance) -> tuple[bytes, str, dict[str, str]]:
+    """The scenario's v2 request for a model of metadata `meta`: body, content type, headers."""
+    signature = scenario.target.split("/")[1]
     (tensor,) = meta["inputs"]
     rows = scenario.instances
     header = {"parameters": {"signature_name": signature}, "inputs": [
@@ -141,15 +149,13 @@ def _v2_body(path: Path, scenario: Scenario, instance, url: str) -> wrk.Body:
     if scenario.protocol == "v2-json":
         values = [instance] * rows
         header["inputs"][0].update(shape=[rows, *_dims(instance)], data=values)
-        path.write_text(json.dumps(header))
-        return wrk.Body(path, "application/json", rows)
+        return json.dumps(header).encode(), "application/json", {}
     element = base64.b64decode(instance["b64"])
     binary = (struct.pack("<I", len(element)) + element) * rows
     header["inputs"][0].update(shape=[rows], parameters={"binary_data_size": len(binary)})
     head = json.dumps(header).encode()
-    path.write_bytes(head + binary)
-    return wrk.Body(path, "application/octet-stream", rows,
-                    {"Inference-Header-Content-Length": str(len(head))})
+    return head + binary, "application/octet-stream", {
+        "Inference-Header-Content-Length": str(len(head))}
 
 
 def _dims(value) -> list[int]:
