@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import uvloop
+
 from bench.run import OURS, SCENARIOS, Scenario, example_instance, route, v2_request
 
 Message = dict[str, Any]
@@ -95,6 +97,8 @@ async def request_for(client: Client, scenario: Scenario, models: Path,
     if scenario.protocol.startswith("v2"):
         status, meta = await client.request(
             "GET", f"/v2/models/{model}?signature_name={signature}")
+        if status != 200:
+            raise SystemExit(f"{model} metadata: status {status}: {meta[:200]!r}")
         body, content_type, headers = v2_request(json.loads(meta), scenario, instance)
         return path, body, {"content-type": content_type, **headers}
     if scenario.protocol != "v1":
@@ -150,8 +154,6 @@ def main() -> int:
     parser.add_argument("--image", type=Path, help="photo for the image scenarios")
     args = parser.parse_args()
     args.scenario = args.scenario or ["mnist", "mnist-v2"]
-    import uvloop
-
     times = uvloop.run(measure(args))
     first = statistics.median(times[args.scenario[0]])
     print(f"`python -m bench.inapp {' '.join(f'--scenario {n}' for n in args.scenario)} "
