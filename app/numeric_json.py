@@ -33,6 +33,10 @@ import simdjson
 # parsed). Bodies up to this size reuse their thread's parser, larger ones get their own.
 REUSED_PARSER_BYTES = 1 << 20
 _parsers = threading.local()
+# `bytes.count` walks a byte at a time; numpy's comparison is vectorized, and past its fixed
+# cost faster (8 rows of mnist, 34 KB: 9.5 vs 3.4 µs; 32 rows, 136 KB: 38 vs 8.8 µs)
+VECTOR_COUNT_BYTES = 8 << 10
+_BRACKET = ord("[")
 
 _ROW_KEYS = {"instances", "signature_name"}
 _FLOAT_DATATYPES = {"FP16", "FP32", "FP64"}
@@ -67,6 +71,13 @@ def _parse(body: bytes) -> Any:
     return parser.parse(body)
 
 
+def _brackets(body: bytes) -> int:
+    """How many `[` the body holds: what its arrays must account for."""
+    if len(body) < VECTOR_COUNT_BYTES:
+        return body.count(b"[")
+    return int(np.count_nonzero(np.frombuffer(body, dtype=np.uint8) == _BRACKET))
+
+
 def numeric_rows(body: bytes) -> NumericRows | None:
     """The row-format body's rows as float64, or None when it is not that form."""
     try:
@@ -80,7 +91,7 @@ def numeric_rows(body: bytes) -> NumericRows | None:
                 (name is not None and not isinstance(name, str)):
             return None
         values, arrays, largest = _numbers(document["instances"])
-        if body.count(b"[") != arrays:
+        if _brackets(body) != arrays:
             return None
         return NumericRows(name, values, largest)
     except (_Unsure, ValueError, RuntimeError, TypeError, KeyError):
@@ -103,7 +114,7 @@ def infer_payload(header: bytes) -> dict | None:
                 return None
             counted[0] += 1
             payload["inputs"] = [_tensor(tensor, counted) for tensor in inputs]
-        if header.count(b"[") != counted[0]:
+        if _brackets(header) != counted[0]:
             return None
         return payload
     except (_Unsure, ValueError, RuntimeError, TypeError, KeyError):

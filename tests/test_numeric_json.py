@@ -199,3 +199,16 @@ def test_a_body_past_the_reused_parsers_size_is_parsed_too(monkeypatch):
     monkeypatch.setattr("app.numeric_json.REUSED_PARSER_BYTES", 16)
     assert numeric_rows(b'{"instances": [[1, 2], [3, 4]]}').values.tolist() == [[1, 2], [3, 4]]
     assert numeric_rows(b'{"instances": [[5, 6]]}').values.tolist() == [[5, 6]]
+
+
+def test_the_vectorized_bracket_count_decides_as_bytes_count(monkeypatch):
+    """Bodies past VECTOR_COUNT_BYTES count their `[` with numpy: the tables again, every body
+    counted that way."""
+    monkeypatch.setattr("app.numeric_json.VECTOR_COUNT_BYTES", 0)
+    for body in LEFT:
+        assert numeric_rows(body) is None, body
+    for body in TAKEN:
+        assert fast(body, ROWS_OF_2) == general(body, ROWS_OF_2), body
+    for header in V2_LEFT:
+        assert infer_payload(header) is None, header
+    assert infer_payload(v2(X_FLAT, N)) is not None
