@@ -24,16 +24,20 @@ inception_v3 or of 32-row mnist requests got 503 storms in the benchmark with 8x
 fastest call): a tight target is a deployment's choice, behind a proxy that retries
 elsewhere.
 
-A rate measured on small batches holds a call's fixed cost spread over a few rows: after a
-lone 1-row call, a freshly started mnist measured ~2,400 rows/s (~80,000 in 64-row calls),
-and wrk's first burst of 16 clients with 32 rows each got 503s for "~240 ms of work" the model
-runs in ~7 ms. So the queue-delay target refuses only once the recent measured calls include
-one of at least 1/RATE_REACH of a batch the estimate counts (`batch_limit()`): a rate holds
+A rate measured on small calls holds a call's fixed cost spread over a few rows, and the first
+call of a larger size pays one-time costs (mnist's first 64-row call: 36 ms, the next ~1 ms).
+A freshly started mnist measured ~2,400 rows/s on a lone row (~80,000 in 64-row calls), and
+wrk's first burst of 16 clients with 32 rows each got 503s for "~240 ms of work" the model
+runs in ~7 ms; in the soak's two-minute run, a version loaded under traffic refused mnist
+requests for "~33.7s of work, more than the request deadline", its rate from its first small
+calls and each request's own batch counted full (64 rows). So a request's
+own batch counts full, and the queue-delay target refuses, only once the rate is trusted:
+two recent calls reached at least 1/RATE_REACH of a batch (`batch_limit()`). A rate holds
 within a few times the size it was measured at (inception_v3: 15.7 images/s in calls of 4,
 17.1 in calls of 16; mnist: ~27,000 rows/s in calls of 16, ~80,000 in calls of 64), not
-across 64x. Under real overload the queue fills batches at once and the target holds from
-the second full one (the first of a size is not a measure: `record`); until then the deadline
-still refuses what the understated rate cannot finish in time.
+across 64x. Under real overload the queue fills batches at once, and the rate is trusted
+after two calls; until then the deadline refuses what the queued rows and the request's own
+cannot finish in time at the best rate measured.
 """
 
 from __future__ import annotations
@@ -60,14 +64,14 @@ class DeadlineAdmission:
         self.max_queue_delay_s = max_queue_delay_s  # None: derived from the measured rate
         # (rows, rows per second) of the recent calls
         self._calls: collections.deque[tuple[int, float]] = collections.deque(maxlen=window)
-        self._largest_call = 0  # rows of the largest call so far, warm-up included
+        self._batches_seen = 0
         # the best rate of the recent calls: small batches and slow outliers understate what
         # the model sustains, and refusing on an understatement would refuse servable work
         self.rows_per_s: float | None = None
-        # the rows of the largest recent measured call: how far that rate is known to hold
-        self.largest_recent_call = 0
+        # rows that two recent calls reached: how far that rate is known to hold
+        self.trusted_rows = 0
         self._running: tuple[int, float] | None = None  # (rows, monotonic start) of the call
-        # the latest measured call's rows and duration
+        # the latest call's rows and duration, warm-up excluded
         self.last_call: tuple[int, float] | None = None
 
     def started(self, rows: int) -> None:
@@ -93,16 +97,14 @@ class DeadlineAdmission:
         return max(0.0, since + rows / rate - time.monotonic())
 
     def record(self, rows: int, seconds: float) -> None:
-        """One finished model call. A call larger than every one before it is not a measure:
-        it pays one-time costs, the graph's on the first call (the warm-up), buffers for the
-        larger size later (mnist's first 64-row call: 36 ms, the next ones ~1 ms)."""
-        if rows > self._largest_call:
-            self._largest_call = rows
-        else:
+        """One finished model call; the first (the warm-up) pays one-time graph costs."""
+        self._batches_seen += 1
+        if self._batches_seen > 1:
             self._calls.append((rows, rows / max(seconds, 1e-6)))
             self.last_call = (rows, seconds)
             self.rows_per_s = max(rate for _, rate in self._calls)
-            self.largest_recent_call = max(rows for rows, _ in self._calls)
+            sizes = sorted(rows for rows, _ in self._calls)
+            self.trusted_rows = sizes[-2] if len(sizes) > 1 else 0
 
     def batch_limit(self) -> int:
         """Rows per model call: a full batch, or what a configured target leaves room for."""
@@ -120,7 +122,8 @@ class DeadlineAdmission:
         if rate is None:
             return
         idle = self._running is None and rows_ahead == 0
-        own_batch = rows if idle else max(rows, self.batch_limit())
+        trusted = self.trusted_rows * RATE_REACH >= self.batch_limit()
+        own_batch = max(rows, self.batch_limit()) if trusted and not idle else rows
         wait = self.running_left_s(rate) + (rows_ahead + own_batch) / rate
         # under sustained overload every admitted request sits at these bounds, so the
         # estimate keeps a margin for its own error (rates vary from call to call) and for
@@ -129,8 +132,7 @@ class DeadlineAdmission:
             raise Overloaded(f"{self.name}: the queue holds ~{wait:.1f}s of work, more than "
                              "the request deadline; retry shortly")
         target = self.queue_delay_target_s(rate)
-        if not idle and wait > self.margin * target and \
-                self.largest_recent_call * RATE_REACH >= self.batch_limit():
+        if trusted and not idle and wait > self.margin * target:
             raise Overloaded(f"{self.name}: the queue holds ~{wait * 1000:.0f} ms of work, "
                              f"over its {target * 1000:.0f} ms target; retry shortly")
 

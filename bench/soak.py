@@ -49,6 +49,7 @@ SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 GOOD_STATUSES = {200}
 BAD_STATUSES = {400, 415, 422}
 MEMORY_DRIFT = 0.05
+UNEXPECTED_SHOWN = 5  # unexpected answers quoted in the report
 P99_GROWTH = 1.2
 
 
@@ -69,6 +70,7 @@ class Answered:
     seconds: float
     status: int | str  # HTTP status or the transport error's name
     expected: bool
+    error: str = ""  # an unexpected error answer's body (its start)
 
 
 @dataclass
@@ -108,6 +110,8 @@ class Report:
     threads_last: int
     p99_first_ms: float
     p99_last_ms: float
+    # the first few unexpected answers: when, and what they said
+    unexpected_errors: list[str] = field(default_factory=list)
     windows: list[Window] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -172,18 +176,19 @@ class Connections:
             writer.close()
         return await asyncio.open_connection(self.host, self.port)
 
-    async def send(self, request: bytes) -> int | str:
+    async def send(self, request: bytes) -> tuple[int | str, bytes]:
+        """The answer's status (or the transport error's name), and an error answer's body."""
         reader, writer = await self._take()
         try:
             answer = await exchange(reader, writer, request)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as err:
             writer.close()
-            return type(err).__name__
+            return type(err).__name__, b""
         if answer.headers.get("connection", "").lower() == "close":
             writer.close()
         else:
             self.idle.append((time.monotonic(), reader, writer))
-        return answer.status
+        return answer.status, answer.error
 
     def close(self) -> None:
         for _, _, writer in self.idle:
@@ -194,9 +199,10 @@ class Connections:
 async def _one(connections: Connections, kind: Kind, began: float,
                answers: list[Answered]) -> None:
     started = time.perf_counter()
-    status = await connections.send(kind.request)
+    status, error = await connections.send(kind.request)
+    expected = status in kind.expected
     answers.append(Answered(kind.name, started - began, time.perf_counter() - started, status,
-                            status in kind.expected))
+                            expected, "" if expected else error[:200].decode("utf-8", "replace")))
 
 
 async def closed_loop(url: str, mix: list[Kind], clients: int, seconds: float,
@@ -356,7 +362,10 @@ def judge(answers: list[Answered], samples: list[Sample], seconds: float, warmup
     report = Report(
         minutes=round(seconds / 60, 1), capacity_rps=round(capacity, 1),
         offered_rps=round(rate, 1), requests=len(answers), by_kind=by_kind,
-        unexpected=unexpected, rotations=rotations, rss_first_mib=round(rss_first, 1),
+        unexpected=unexpected, unexpected_errors=[
+            f"{a.kind} {a.status} at {a.started_s:.1f} s: {a.error}"
+            for a in answers if not a.expected][:UNEXPECTED_SHOWN],
+        rotations=rotations, rss_first_mib=round(rss_first, 1),
         rss_last_mib=round(rss_last, 1), memory_drift=round(rss_last / rss_first - 1, 4),
         other_fds_first=max(s.other_fds for s in first_samples),
         other_fds_last=round(statistics.median(s.other_fds for s in last_samples)),

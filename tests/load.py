@@ -18,12 +18,13 @@ from urllib.parse import urlsplit
 class Answer:
     status: int
     headers: dict[str, str]
+    error: bytes = b""  # the body of a 4xx or 5xx, what it says went wrong
 
 
 async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                    request: bytes) -> Answer:
     """One request on a keep-alive connection; the body is read (by Content-Length) and
-    dropped."""
+    dropped, unless it answers an error."""
     writer.write(request)
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
@@ -32,8 +33,9 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         if ":" in line:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
-    await reader.readexactly(int(headers.get("content-length", 0)))
-    return Answer(int(lines[0].split()[1]), headers)
+    body = await reader.readexactly(int(headers.get("content-length", 0)))
+    status = int(lines[0].split()[1])
+    return Answer(status, headers, body if status >= 400 else b"")
 
 
 def post_request(netloc: str, path: str, body: bytes, content_type: str = "application/json",

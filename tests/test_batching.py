@@ -161,15 +161,14 @@ def test_a_lone_short_call_runs_on_the_event_loop_and_others_in_a_worker(executo
         await one("short")  # the last call was short, and this request is alone
         await one("short", others=1)  # another request in the server: not blocked by this
         await one("short", size=2)  # more rows than the last short call: no prediction
-        await one("short", size=2)  # the first 2-row call measured nothing (a new size)
         await one("short", size=2)  # the last call was short for 2 rows
         await one("long")  # still short before it ran (the call took 5 ms)
         await one("long")  # the last call took 5 ms: a worker
         await batcher.close()
         return where
 
-    assert asyncio.run(scenario()) == ["worker", "worker", "loop", "worker", "worker", "worker",
-                                       "loop", "loop", "worker"]
+    assert asyncio.run(scenario()) == ["worker", "worker", "loop", "worker", "worker", "loop",
+                                       "loop", "worker"]
 
 
 def test_the_wait_for_batch_mates_ends_when_none_can_come(executor):
@@ -352,8 +351,6 @@ def test_admission_refuses_what_the_measured_rate_cannot_finish_in_time():
     admission.check(10_000, 1, now + 0.01)  # no rate measured yet: everything is admitted
     admission.record(1, 10.0)  # the first call (warm-up) does not count
     assert admission.rows_per_s is None
-    admission.record(10, 5.0)  # nor does the first of a larger size (its buffers)
-    assert admission.rows_per_s is None
     admission.record(10, 1.0)
     admission.record(5, 1.0)  # a small batch understates the rate: the best one counts
     assert admission.rows_per_s == 10
@@ -368,7 +365,7 @@ def test_the_batcher_asks_admission_with_the_rows_ahead_of_a_request(executor):
         batcher = Batcher(model, executor, max_batch_size=1, batch_timeout_ms=0,
                           max_queue_rows=1000, name="gated",
                           max_queue_delay_ms=10_000)  # the deadline decides here
-        batcher.admission.record(10, 1.0)  # warm-up
+        batcher.admission.record(1, 1.0)  # warm-up
         batcher.admission.record(10, 1.0)  # the model is known to run 10 rows/s
         batcher.start()
         deadline = time.monotonic() + 1.05  # room for 8 rows (0.84 s at 80%), not 9
@@ -390,8 +387,9 @@ def test_the_batcher_asks_admission_with_the_rows_ahead_of_a_request(executor):
 def test_admission_counts_only_what_is_left_of_the_running_call():
     far = time.monotonic() + 60
     admission = DeadlineAdmission("m/1/s", batch_rows=4, max_queue_delay_s=0.45)
-    admission.record(10, 10.0)  # warm-up
-    admission.record(10, 1.0)  # 10 rows/s
+    admission.record(1, 10.0)  # warm-up
+    admission.record(10, 1.0)  # 10 rows/s, in two calls of 10 rows: trusted for 40
+    admission.record(10, 1.0)
     admission.started(5)  # a call of 0.5 s begins
     with pytest.raises(Overloaded, match="~600 ms of work"):
         admission.check(0, 1, far)  # its 0.5 s, then 0.1 s for the new row
@@ -405,23 +403,26 @@ def test_admission_keeps_the_estimated_queue_delay_under_its_target():
     now = time.monotonic()
     far = now + 60  # the deadline is not what refuses here
     derived = DeadlineAdmission("m/1/s", batch_rows=4)
-    derived.record(10, 10.0)  # warm-up: not a measure of the model
+    derived.record(1, 10.0)  # warm-up: not a measure of the model
     derived.record(10, 1.0)  # 10 rows/s: a full batch of 4 in 0.4 s, three in 1.2 s
+    derived.record(10, 1.0)  # twice: trusted
     assert derived.batch_limit() == 4
     # admitted up to 80% of the target (the margin of the estimate's error)
     derived.check(5, 1, far)  # 5 rows ahead, then its own batch (filled to 4): ~0.9 s
     with pytest.raises(Overloaded, match="~1000 ms of work, over its 1200 ms target"):
         derived.check(6, 1, far)
     configured = DeadlineAdmission("m/1/s", batch_rows=4, max_queue_delay_s=0.3)
-    configured.record(10, 10.0)
+    configured.record(1, 10.0)
+    configured.record(10, 1.0)
     configured.record(10, 1.0)
     assert configured.batch_limit() == 1  # a third of 80% of 0.3 s at 10 rows/s, at least 1
     configured.check(1, 1, far)
     with pytest.raises(Overloaded, match="300 ms target"):
         configured.check(2, 1, far)
     fast = DeadlineAdmission("m/1/s", batch_rows=64)
-    fast.record(64, 10.0)
+    fast.record(1, 10.0)
     fast.record(64, 0.001)  # 64k rows/s: three batches in 3 ms, so the 250 ms floor holds
+    fast.record(64, 0.001)
     fast.check(12_000, 1, far)
     with pytest.raises(Overloaded, match="250 ms target"):
         fast.check(13_000, 1, far)
@@ -431,21 +432,24 @@ def test_a_rate_measured_on_small_calls_does_not_refuse_by_the_target():
     far = time.monotonic() + 60
     admission = DeadlineAdmission("m/1/s", batch_rows=64)
     admission.record(1, 10.0)  # warm-up
-    admission.record(1, 0.01)  # a lone row: 100 rows/s, a call's fixed cost in it
+    admission.record(1, 0.01)  # lone rows: 100 rows/s, a call's fixed cost in it
+    admission.record(1, 0.01)
     admission.started(1)
     # 2,000 rows ahead would be 20 s at that rate, far past the 1.92 s target (three full
-    # batches): an extrapolation from one row to 64, so only the deadline could refuse
+    # batches): an extrapolation from one row to 64, so only the deadline refuses, and counts
+    # the request's own rows, not a full batch
     admission.check(2_000, 32, far)
+    admission.check(200, 32, time.monotonic() + 3)  # 2.3 s of work within 80% of 3 s
     with pytest.raises(Overloaded, match="request deadline"):
         admission.check(2_000, 32, time.monotonic() + 10)
-    admission.record(8, 0.5)  # the first call of 8 rows: one-time costs, not a measure
-    admission.record(8, 0.02)  # 400 rows/s, measured in calls of an eighth of a batch
-    admission.check(2_000, 32, far)  # 5 s against 0.48 s, still not trusted
-    admission.record(16, 0.5)
-    admission.record(16, 0.01)  # 1,600 rows/s in calls of a quarter of a batch: trusted
+    admission.record(16, 0.5)  # one call of a quarter of a batch: its first, one-time costs
+    admission.check(2_000, 32, far)  # still not trusted
+    admission.record(16, 0.01)  # two: 1,600 rows/s, trusted for calls of up to 64 rows
     with pytest.raises(Overloaded, match="250 ms target"):
         admission.check(2_000, 32, far)  # ~1.3 s
-    admission.record(64, 0.5)  # the first full batch: not a measure
+    with pytest.raises(Overloaded, match="request deadline"):  # now counted a full batch
+        admission.check(200, 32, time.monotonic() + 0.2)  # 264 rows: 165 ms, past 80%
+    admission.record(64, 0.01)
     admission.record(64, 0.01)  # 6,400 rows/s
     admission.check(300, 32, far)  # ~57 ms
     with pytest.raises(Overloaded, match="250 ms target"):
@@ -465,15 +469,17 @@ def test_a_fresh_batcher_serves_a_burst_its_first_small_call_would_refuse(execut
                           max_queue_rows=10_000, name="fixed")
         batcher.start()
         await submit_all(batcher, [rows(0.0)])  # warm-up
-        await submit_all(batcher, [rows(1.0)])  # the only measure: one row in 20 ms
+        await submit_all(batcher, [rows(1.0)])  # measures: one row in 20 ms, twice
+        await submit_all(batcher, [rows(1.0)])
         burst = [{"x": np.full((32, 1), i, dtype=np.float32)} for i in range(16)]
-        results = await submit_all(batcher, burst, deadline_s=60)
+        results = await submit_all(batcher, burst, deadline_s=15)
         await batcher.close()
         return results
 
     results = asyncio.run(scenario())
-    # 512 rows at 50 rows/s read ~10 s, past the 3.84 s target (within the deadline); the
-    # model runs them in 8 calls
+    # 512 rows at 50 rows/s read ~10 s, past the 3.84 s target, and each request's own batch
+    # counted full would put the last at ~11 s, past 80% of 15 s: the model runs them in 8
+    # calls of 20 ms
     assert all(isinstance(r, dict) for r in results), results
     assert [r["y"][0, 0].item() for r in results] == [2.0 * i for i in range(16)]
     assert max(calls) == 64
@@ -482,8 +488,9 @@ def test_a_fresh_batcher_serves_a_burst_its_first_small_call_would_refuse(execut
 def test_an_idle_model_takes_a_request_its_target_is_too_short_for():
     far = time.monotonic() + 60
     admission = DeadlineAdmission("m/1/s", batch_rows=4, max_queue_delay_s=0.05)
-    admission.record(10, 10.0)
+    admission.record(1, 10.0)
     admission.record(10, 1.0)  # one row takes 0.1 s, twice the target
+    admission.record(10, 1.0)
     admission.check(0, 1, far)  # nothing running or queued: refusing would shorten nothing
     admission.started(1)
     with pytest.raises(Overloaded, match="50 ms target"):
@@ -504,8 +511,9 @@ def test_a_configured_target_caps_the_rows_of_each_call(executor):
     async def scenario():
         batcher = Batcher(ten_rows_per_s, executor, max_batch_size=8, batch_timeout_ms=50,
                           max_queue_rows=1000, name="capped", max_queue_delay_ms=800)
-        batcher.admission.record(10, 1.0)  # warm-up
+        batcher.admission.record(1, 1.0)  # warm-up
         batcher.admission.record(10, 1.0)  # 10 rows/s: a third of 80% of 0.8 s holds 2 rows
+        batcher.admission.record(10, 1.0)
         batcher.start()
         results = await submit_all(batcher, [rows(i) for i in range(6)])
         await batcher.close()

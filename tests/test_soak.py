@@ -21,7 +21,7 @@ def test_two_minutes_of_mixed_traffic_with_rotating_versions_leave_nothing_behin
     assert len(report.rotations) >= 5
     assert {"mnist", "imdb_text", "inception_upload"} <= set(report.by_kind)
     assert any(kind.startswith("bad_") for kind in report.by_kind)
-    assert not report.unexpected, report.unexpected
+    assert not report.unexpected, (report.unexpected, report.unexpected_errors)
     assert abs(report.memory_drift) <= SHORT_RUN_MEMORY_DRIFT, report
     assert report.other_fds_last <= report.other_fds_first, report
     assert report.threads_last <= report.threads_first, report
