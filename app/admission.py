@@ -30,9 +30,9 @@ A freshly started mnist measured ~2,400 rows/s on a lone row (~80,000 in 64-row 
 wrk's first burst of 16 clients with 32 rows each got 503s for "~240 ms of work" the model
 runs in ~7 ms; in the soak's two-minute run, a version loaded under traffic refused mnist
 requests for "~33.7s of work, more than the request deadline", its rate from its first small
-calls and each request's own batch counted full (64 rows). So a request's
-own batch counts full, and the queue-delay target refuses, only once the rate is trusted:
-two recent calls reached at least 1/RATE_REACH of a batch (`batch_limit()`). A rate holds
+calls and each request's own batch counted full (64 rows). So a request's own batch counts
+full, and the queue-delay target refuses, only once the rate is trusted: two recent calls
+reached at least 1/RATE_REACH of a batch (`batch_limit()`). A rate holds
 within a few times the size it was measured at (inception_v3: 15.7 images/s in calls of 4,
 17.1 in calls of 16; mnist: ~27,000 rows/s in calls of 16, ~80,000 in calls of 64), not
 across 64x. Under real overload the queue fills batches at once, and the rate is trusted
@@ -122,8 +122,9 @@ class DeadlineAdmission:
         if rate is None:
             return
         idle = self._running is None and rows_ahead == 0
-        trusted = self.trusted_rows * RATE_REACH >= self.batch_limit()
-        own_batch = max(rows, self.batch_limit()) if trusted and not idle else rows
+        limit = self.batch_limit()
+        trusted = self.trusted_rows * RATE_REACH >= limit
+        own_batch = max(rows, limit) if trusted and not idle else rows
         wait = self.running_left_s(rate) + (rows_ahead + own_batch) / rate
         # under sustained overload every admitted request sits at these bounds, so the
         # estimate keeps a margin for its own error (rates vary from call to call) and for
