@@ -8,6 +8,10 @@ from dataclasses import dataclass
 
 from bench.references import load, rows, run_model
 
+# Calls per batch size at least, however long they take: inception's batch of 16 takes ~1.1 s,
+# so 1.5 s alone was two calls, and the best of five such rates read a few % high.
+MIN_CALLS = 8
+
 
 @dataclass
 class InProcess:
@@ -33,7 +37,7 @@ def measure(models_dir, target: str, instance, batches: list[int],
         array = rows([instance] * size, dtype, name)
         run_model(function, name, array)
         calls, started = 0, time.perf_counter()
-        while time.perf_counter() - started < seconds_per_batch:
+        while time.perf_counter() - started < seconds_per_batch or calls < MIN_CALLS:
             run_model(function, name, array)
             calls += 1
         by_batch[size] = round(calls * size / (time.perf_counter() - started), 1)

@@ -10,6 +10,7 @@ from bench.run import (
     BASELINE,
     FLOOR,
     LITSERVE,
+    MIN_ANSWERS_PER_CLIENT,
     OURS,
     PLAIN,
     QUIET,
@@ -158,7 +159,8 @@ def markdown(report: Report) -> str:
     memory = ", ".join(f"{k} {v:,.0f} MiB" for k, v in report.rss_mib.items())
     return "\n".join([
         f"Machine: {report.machine}.", "", f"Command: `{report.command}` "
-        f"({report.seconds:g} s per measurement; wrk, 2 threads, keep-alive).", "",
+        f"({report.seconds:g} s per measurement, longer where the model is too slow to answer "
+        f"each client {MIN_ANSWERS_PER_CLIENT} times in that; wrk, 2 threads, keep-alive).", "",
         "## Targets", "", *targets(report), "",
         "## The model in-process (the physical limit: no HTTP, no JSON)", "", *in_process, "",
         "## Scenarios", "", *tables(report),
