@@ -3,6 +3,7 @@
     python -m bench run [--scenario NAME ...] [--system NAME ...] [--seconds 10]
                         [--models-dir models] [--image PHOTO] [--out bench/results]
                         [--docs docs/BENCHMARKS.md]
+    python -m bench report [--results bench/results/bench.json] [--docs docs/BENCHMARKS.md]
 
 Scenarios: mnist, mnist-32, inception-b64, inception-multipart, imdb-text, mnist-v2,
 inception-v2-binary (default: all).
@@ -14,7 +15,8 @@ HTTP server's ceiling) (default: all but baseline).
 Needs wrk (apt-get install wrk) and the `bench` extra (LitServe). The overload run is
 `python -m bench.overload`; routes of one server against each other and the in-process model,
 alternated round by round, `python -m bench.routes`; this tree against a revision,
-`python -m bench.ab`.
+`python -m bench.ab`. `report` writes the markdown again from a run's JSON (after a change
+to the report alone, without running again).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 
 from bench import report as markdown_report
 from bench import run as runs
-from bench.run import SCENARIOS, Report, run
+from bench.run import SCENARIOS, Report, Result, run
 
 SHORT = runs.SHORT_NAMES
 SYSTEMS = [system for system in SHORT.values() if system != runs.BASELINE]
@@ -48,7 +50,15 @@ def main() -> int:
     bench.add_argument("--out", type=Path, default=Path("bench/results"))
     bench.add_argument("--baseline", type=Path, help="source checkout of the baseline system")
     bench.add_argument("--docs", type=Path, help="also write the report there")
+    again = commands.add_parser("report", help="write the markdown again from a run's JSON")
+    again.add_argument("--results", type=Path, default=Path("bench/results/bench.json"))
+    again.add_argument("--docs", type=Path, help="also write the report there")
     args = parser.parse_args()
+    if args.command == "report":
+        saved = json.loads(args.results.read_text())
+        saved["results"] = [Result(**result) for result in saved["results"]]
+        publish(markdown_report.markdown(Report(**saved)), args.results.parent, args.docs)
+        return 0
     args.models_dir = args.models_dir.resolve()  # the baseline runs from another folder
     scenarios = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
     systems = [SHORT[s] for s in args.system] if args.system else SYSTEMS
@@ -57,21 +67,25 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         run(scenarios, systems, args.models_dir, Path(folder), args.image, args.seconds, report,
             args.baseline and args.baseline.resolve())
-    text = markdown_report.markdown(report)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(asdict(report), indent=2))
-    (args.out / "bench.md").write_text(text)
-    if args.docs:
+    publish(markdown_report.markdown(report), args.out, args.docs)
+    return 0
+
+
+def publish(text: str, out: Path, docs: Path | None) -> None:
+    """The report as bench.md next to the JSON, in `docs` too when given, and on stdout."""
+    (out / "bench.md").write_text(text)
+    if docs:
         header = ("# Benchmarks\n\nWritten by `python -m bench run --docs docs/BENCHMARKS.md`. "
                   "Systems here are measured minutes apart on a shared machine; ratios of two "
                   "servers measured side by side, alternating, are in PROFILING.md "
                   "(`python -m bench.ab`, `python -m bench.routes`, `python -m bench.alternate`) "
                   "and supersede these where "
                   "they differ.\n\n")
-        args.docs.parent.mkdir(parents=True, exist_ok=True)
-        args.docs.write_text(header + text)
+        docs.parent.mkdir(parents=True, exist_ok=True)
+        docs.write_text(header + text)
     print(text)
-    return 0
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
     python -m bench.alternate --system tfserve --system floor [--system quiet ...]
                               [--scenario mnist]
                               [--clients 64] [--rounds 7] [--seconds 5] [--models-dir models]
-                              [--image PHOTO] [--in-process BATCH]
+                              [--image PHOTO]
 
 `python -m bench run` measures one system after another, minutes apart; on a shared machine
 their speed drifts between those measurements by as much as the ratios asked about (tfserve
@@ -12,28 +12,18 @@ system named runs at once, idle but for the one being driven, and wrk alternates
 them round after round in a rotating order, so drift hits all alike. Reports each system's
 median req/s, p50, p99 and event-loop time per request, and the first system's req/s
 divided by its own (as `bench run`'s "tfserve ÷ this").
-
-`--in-process BATCH` adds the physical limit to the rotation: the signature called in this
-process at BATCH rows per call for as long as a measurement (at least MIN_CALLS calls), while
-the servers idle, and each system's rows/s as a share of it. `bench run` measures that limit
-once, before all servers; for a model that slow (inception: ~1.1 s per call of 16) the share
-is only as good as the two measures are close in time.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 from bench import wrk
-from bench.inprocess import MIN_CALLS
 from bench.processes import drive
-from bench.references import load, rows, run_model
 from bench.run import SCENARIOS, SHORT_NAMES, example_instance, route, start, write_body
 
 
@@ -48,8 +38,6 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--image", type=Path, help="photo for the image scenarios")
-    parser.add_argument("--in-process", type=int, metavar="BATCH",
-                        help="also call the model in this process, BATCH rows per call")
     args = parser.parse_args()
     scenario = next(s for s in SCENARIOS if s.name == args.scenario)
     systems = [SHORT_NAMES[name] for name in args.system]
@@ -60,13 +48,6 @@ def main() -> int:
     models = args.models_dir.resolve()
     instance = example_instance(models, scenario.target, args.image)
     loads: dict[str, list[wrk.Load]] = {system: [] for system in systems}
-    in_process: list[float] = []  # rows/s per round
-    model = None
-    if args.in_process:
-        function, name, dtype = load(models, scenario.target)
-        batch = rows([instance] * args.in_process, dtype, name)
-        model = functools.partial(run_model, function, name, batch)
-        model()
     with contextlib.ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         servers = {system: stack.enter_context(start(system, models, [scenario.target]))
@@ -84,55 +65,25 @@ def main() -> int:
             for system in systems[shift:] + systems[:shift]:
                 loads[system].append(drive(servers[system].pid, urls[system], bodies[system],
                                            args.clients, args.seconds))
-            if model is not None:
-                in_process.append(args.in_process * _calls_per_s(model, args.seconds))
             print(f"round {round_ + 1}: " + ", ".join(
-                f"{system} {_rate(loads[system][-1].rps)}" for system in systems)
-                + (f", in-process {_rate(in_process[-1])} rows/s" if in_process else ""),
-                flush=True)
-    print("\n".join(_table(args, scenario.name, systems, loads, in_process,
-                            scenario.instances)))
-    return 0
-
-
-def _calls_per_s(call, seconds: float) -> float:
-    calls, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds or calls < MIN_CALLS:
-        call()
-        calls += 1
-    return calls / (time.perf_counter() - started)
-
-
-def _rate(value: float) -> str:
-    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
-
-
-def _table(args: argparse.Namespace, scenario: str, systems: list[str],
-           loads: dict[str, list[wrk.Load]], in_process: list[float],
-           rows_per_request: int) -> list[str]:
+                f"{system} {loads[system][-1].rps:,.0f}" for system in systems), flush=True)
     reference = statistics.median(load.rps for load in loads[systems[0]])
     flags = " ".join(f"--system {name}" for name in args.system)
-    limit = statistics.median(in_process) if in_process else None
-    lines = [f"`python -m bench.alternate {flags} --scenario {scenario} --clients "
-             f"{args.clients} --rounds {args.rounds} --seconds {args.seconds:g}"
-             + (f" --in-process {args.in_process}" if limit else "")
-             + f"`: median of {args.rounds} rotating rounds (wrk, keep-alive).", "",
-             f"| system | req/s | p50 ms | p99 ms | event loop µs/req | {systems[0]} ÷ this |"
-             + (" rows/s ÷ in-process |" if limit else ""),
-             "|---|---|---|---|---|---|" + ("---|" if limit else "")]
+    lines = [f"`python -m bench.alternate {flags} --scenario "
+             f"{scenario.name} --clients {args.clients} --rounds {args.rounds} --seconds "
+             f"{args.seconds:g}`: median of {args.rounds} rotating rounds (wrk, keep-alive).", "",
+             f"| system | req/s | p50 ms | p99 ms | event loop µs/req | {systems[0]} ÷ this |",
+             "|---|---|---|---|---|---|"]
     for system in systems:
         rps = statistics.median(load.rps for load in loads[system])
         errors = sum(load.errors for load in loads[system])
-        lines.append(f"| {system} | {_rate(rps)} "
+        lines.append(f"| {system} | {rps:,.0f} "
                      f"| {statistics.median(load.p50_ms for load in loads[system]):.2f} "
                      f"| {statistics.median(load.p99_ms for load in loads[system]):.1f} "
                      f"| {wrk.median_loop_us(loads[system])} | {reference / rps:.2f}x |"
-                     + (f" {rps * rows_per_request / limit:.0%} |" if limit else "")
                      + (f" ({errors} errors)" if errors else ""))
-    if limit:
-        lines.append(f"| in-process, batch {args.in_process} | {_rate(limit / rows_per_request)}"
-                     f" | | | | | 100% |")
-    return lines
+    print("\n".join(lines))
+    return 0
 
 
 if __name__ == "__main__":
