@@ -177,15 +177,48 @@ def full_batch(arrays: Arrays, rows: int, batch_rows: int) -> Arrays:
 
 def make_runner(function) -> Runner:
     """numpy in, numpy out; runs in a worker thread. Input the graph rejects -> 400."""
+    call = flat_call(function) or keyword_call(function)
 
     def run(inputs: Arrays) -> Arrays:
         try:
-            outputs = function(**{k: tf.constant(v) for k, v in inputs.items()})
+            outputs = call(inputs)
         except tf.errors.InvalidArgumentError as err:
             raise InvalidInput(f"the model rejected the input: {clean_error(err)}") from None
         return {k: outputs[k].numpy() for k in sorted(outputs)}  # a stable order
 
     return run
+
+
+def keyword_call(function) -> Callable[[Arrays], dict]:
+    """The signature called as TensorFlow documents it: one keyword argument per input."""
+    return lambda inputs: function(**{k: tf.constant(v) for k, v in inputs.items()})
+
+
+def flat_call(function) -> Callable[[Arrays], dict] | None:
+    """The signature's graph called with its inputs in their flat order, or None where that
+    order is not one dense tensor per named input (or this TensorFlow lacks the API).
+
+    A keyword call binds its arguments to the signature in Python on every call: ~100 µs of
+    a 1-row mnist call's ~300 (`timeit`), held under the GIL. What it checks (names, and
+    dtypes and shapes, which the codecs already enforce) is checked here once, at load; a
+    tensor the graph still rejects fails in the graph as before (InvalidArgumentError)."""
+    try:
+        graph_call = function.inference_fn.call_flat
+        parameters = list(function.function_type.parameters.values())
+        pack_output = function.function_type.pack_output
+        captured = function.captured_inputs  # the variables' handles, fixed once loaded
+    except AttributeError:
+        return None
+    names = [parameter.name for parameter in parameters]
+    dense = all(isinstance(p.type_constraint, tf.TensorSpec) for p in parameters)
+    if not dense or set(names) != set(function.structured_input_signature[1]):
+        return None
+
+    def call(inputs: Arrays) -> dict:
+        return pack_output(graph_call(*[tf.constant(inputs[name]) for name in names],
+                                      *captured))
+
+    return call
 
 
 _TF_NOISE = re.compile(r"\s*(\[\[.*?\]\]|\[Op:[^\]]*\]|\{\{.*?\}\})")

@@ -106,3 +106,31 @@ def test_tensorflow_errors_are_cleaned_for_clients(raw, clean):
 def test_the_server_log_keeps_the_failing_node():
     raw = "Graph execution error:\n\nDetected at node m/n defined at:\nbad shape [2]"
     assert loader.clean_error(RuntimeError(raw), with_node=True) == "bad shape [2] (at node m/n)"
+
+
+def test_every_signature_is_called_flat_and_answers_as_a_keyword_call(models_dir):
+    """The flat call skips TensorFlow's argument binding; it must apply to every family's
+    signatures (dense inputs: floats, image bytes, text) and change no output."""
+    for model in sorted(p for p in models_dir.iterdir() if p.is_dir()):
+        loaded = loader.load(model / "1")
+        for name, arrays, _ in loaded.warmup_inputs:
+            function = loaded.handle.signatures[name]
+            flat = loader.flat_call(function)
+            assert flat is not None, f"{model.name}/{name} fell back to the keyword call"
+            expected = loader.keyword_call(function)(arrays)
+            got = flat(arrays)
+            assert sorted(got) == sorted(expected)
+            for output in expected:
+                np.testing.assert_array_equal(got[output].numpy(), expected[output].numpy())
+
+
+def test_a_signature_with_a_composite_input_keeps_the_keyword_call():
+    import tensorflow as tf
+
+    class Ragged(tf.Module):
+        @tf.function(input_signature=[tf.RaggedTensorSpec([None, None], tf.int64)])
+        def serve(self, ids):
+            return {"total": tf.reduce_sum(ids, axis=1)}
+
+    function = Ragged().serve.get_concrete_function()
+    assert loader.flat_call(function) is None
