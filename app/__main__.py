@@ -24,6 +24,9 @@ from app.workers import prepare_shared_dir  # noqa: E402
 # How long a worker may leave the supervisor's ping unanswered before it counts as hung and
 # is replaced: loading a large model can hold the interpreter for seconds.
 WORKER_HEALTHCHECK_S = 60
+# uvloop accepting every waiting connection per turn: for a process alone on its socket
+# (workers keep uvloop's one per turn, which spreads connections among them)
+ONE_PROCESS_LOOP = "app.eventloop:new_event_loop"
 
 
 def serve_one(settings: Settings, log_config: dict) -> None:
@@ -36,7 +39,8 @@ def serve_one(settings: Settings, log_config: dict) -> None:
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_config=log_config, log_level=settings.log_level.lower(),
                 access_log=False,  # app.access_log writes the same lines, cheaper
-                timeout_graceful_shutdown=settings.shutdown_grace_s)
+                timeout_graceful_shutdown=settings.shutdown_grace_s,
+                loop=ONE_PROCESS_LOOP)
 
 
 def serve_many(settings: Settings, log_config: dict, workers: int) -> None:
