@@ -34,9 +34,10 @@ class Load:
 
 
 def tcp_retransmits() -> int | None:
-    """The kernel's count of retransmitted TCP segments (Linux), all sockets together. On a
-    loopback benchmark any is a stall of 10 ms (a loss probe) to 200+ ms (a timeout) for
-    some request, whatever the server: the tail latency is then the kernel's, not its."""
+    """The kernel's count of retransmitted TCP segments (Linux), all sockets together. On
+    loopback here every one was a tail loss probe that the peer reported as a duplicate
+    (D-SACK): nothing was lost; a probe fires when a peer is slow to acknowledge, so a count
+    says client or server was starved of CPU, not that packets were dropped."""
     try:
         lines = Path("/proc/net/snmp").read_text().splitlines()
     except OSError:
