@@ -86,7 +86,6 @@ class GreedyServer(asyncio.AbstractServer):
         self._sockets = tuple(sockets)
         self._backlog = max(1, backlog)
         self._owned = owned
-        self._serving = True
         self._closed = loop.create_future()
         self._connecting: set[asyncio.Task] = set()
         for sock in self._sockets:
@@ -125,16 +124,15 @@ class GreedyServer(asyncio.AbstractServer):
         self._loop.call_later(PAUSE_AFTER_RESOURCE_ERROR_S, self._resume, listener)
 
     def _resume(self, listener: socket.socket) -> None:
-        if self._serving:
+        if self.is_serving():
             self._loop.add_reader(listener.fileno(), self._accept, listener)
 
     # asyncio.AbstractServer
     def close(self) -> None:
         """Stop accepting; close the sockets this server bound (uvicorn closes those it
         handed in). Open connections are left to their owner: uvicorn drains them."""
-        if not self._serving:
+        if not self.is_serving():
             return
-        self._serving = False
         self._closed.set_result(None)
         for sock in self._sockets:
             self._loop.remove_reader(sock.fileno())
@@ -149,7 +147,7 @@ class GreedyServer(asyncio.AbstractServer):
         return self._loop
 
     def is_serving(self) -> bool:
-        return self._serving
+        return not self._closed.done()
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
