@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine:
-#   make serve   install, train whatever models are missing (quick profile), serve on :8089
+#   make serve   install, serve on :8089 at once, train the missing models beside it (quick)
 #   make test    install and run the test suite
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -18,7 +18,7 @@ export KERAS_HOME ?= $(CURDIR)/.keras
 OFFLINE_DATA ?= $(CURDIR)/../shared/keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install keras-cache models models-full serve test lint clean compose-test swarm-test browser-test \
+.PHONY: install keras-cache models models-full serve test test-long test-all lint clean compose-test swarm-test browser-test \
 	fuzz overload soak bench profile
 
 install: $(VENV)/.installed
@@ -42,13 +42,21 @@ models: install keras-cache
 models-full: install keras-cache
 	$(PY) -m training all --profile full --models-dir $(MODELS_DIR)
 
-serve: models
-	TFSERVE_MODEL_DIR=$(MODELS_DIR) $(if $(filter command line,$(origin PORT)),TFSERVE_PORT=$(PORT)) \
-		$(PY) -m app
+# the server starts at once; the models it lacks are trained beside it, fastest first
+serve: install keras-cache
+	$(if $(filter command line,$(origin PORT)),TFSERVE_PORT=$(PORT)) \
+		$(PY) -m training.serve --profile $(PROFILE) --models-dir $(MODELS_DIR)
 
-# lint first: a style error fails fast, before the suite's minutes
+# lint first: a style error fails fast. `make test` leaves out the tests marked `long` (load,
+# soak, overload, processes, training runs): `make test-long` runs those, `make test-all` both
+# (what CI runs).
 test: lint keras-cache
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not long"
+
+test-long: install keras-cache
+	$(PY) -m pytest -m long
+
+test-all: test test-long
 
 lint: install
 	$(VENV)/bin/ruff check app training tests bench deploy

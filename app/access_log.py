@@ -49,7 +49,9 @@ class AccessLog:
     def add(self, scope: dict, status: int, request_id: str) -> None:
         client = scope.get("client")
         where = f"{client[0]}:{client[1]}" if client else "-"
-        path = _quoted(scope.get("root_path", "") + scope["path"])
+        # the path already holds root_path (uvicorn's scope; a mount adds its prefix to
+        # root_path only, so prefixing it again would double a static file's path)
+        path = _quoted(scope["path"])
         if scope.get("query_string"):
             path += "?" + scope["query_string"].decode("ascii", "replace")
         message = (f'{where} - "{scope["method"]} {path} HTTP/{scope.get("http_version", "1.1")}"'

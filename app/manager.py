@@ -175,8 +175,10 @@ class ModelManager:
         """Ready once the first scan is loaded and warm and at least one model serves; a
         repository that is still empty (a trainer at work) becomes ready when models appear."""
         self.ready = bool(self.servables)
+        empty = "; ".join(self.repository.empty_sources)
         self.not_ready_reason = "" if self.ready else (
-            f"no loadable model in {self.repository.where.resolve()}")
+            f"no loadable model in {self.repository.where.resolve()}"
+            + (f" (no version folder: {empty})" if empty else ""))
         if self.on_readiness is not None:
             self.on_readiness(self.ready, self.not_ready_reason)
 

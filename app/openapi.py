@@ -14,7 +14,7 @@ import swagger_ui_bundle
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
 
@@ -121,7 +121,10 @@ def model_operations(manager: ModelManager) -> dict[str, dict]:
     return paths
 
 
-MAX_EXAMPLE_CHARS = 200_000  # InceptionV3's tensor example would be ~3 MB
+# Larger examples go by reference (GET /models/{model}/{signature}/example): inlined, the
+# CIFAR-10 images alone (~60 KB each, in three operations per model) made the document 399 KB
+# and Swagger UI's first paint seconds long. mnist's 784 pixels stay inline.
+MAX_EXAMPLE_CHARS = 16_000
 
 
 def v2_operations(manager: ModelManager) -> dict[str, dict]:
@@ -130,11 +133,13 @@ def v2_operations(manager: ModelManager) -> dict[str, dict]:
     paths = {}
     for model in sorted(manager.servables):
         servable = manager.get(model)
-        examples = {}
+        examples, too_large = {}, []
         for name, info in sorted(servable.signatures.items()):
             example = oip.example_request(info)
             if example is not None and len(str(example)) < MAX_EXAMPLE_CHARS:
                 examples[name] = {"summary": f"signature {name}", "value": example}
+            elif example is not None:
+                too_large.append(name)
         described = "\n\n".join(f"`{name}`: {_describe(info, servable)}"
                                  for name, info in sorted(servable.signatures.items()))
         paths[f"/v2/models/{model}/infer"] = {"post": {
@@ -142,7 +147,10 @@ def v2_operations(manager: ModelManager) -> dict[str, dict]:
             "summary": f"{model} (version {servable.version}): Open Inference Protocol",
             "description": "Choose a signature with `parameters.signature_name` (default "
                            "`serving_default`); binary tensors need the binary data "
-                           f"extension (not Swagger UI).\n\n{described}",
+                           f"extension (not Swagger UI).\n\n{described}"
+                           + "".join(f"\n\nThe `{name}` example is too large to show here: "
+                                     f"`GET /models/{model}/{name}/example` has its values "
+                                     "(in tfdeploy's row format)." for name in too_large),
             "operationId": f"infer__{model}",
             "requestBody": {"required": True, "content": {"application/json": {
                 "schema": {"type": "object"}, "examples": examples}}},
@@ -193,6 +201,10 @@ def install(app: FastAPI) -> None:
 
     # Swagger UI's files come from the swagger-ui-bundle-v2 package: no CDN, works offline.
     app.mount(STATIC, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> RedirectResponse:
+        return RedirectResponse(f"{STATIC}/favicon-32x32.png", status_code=301)
 
     @app.get("/", include_in_schema=False)
     @app.get("/docs", include_in_schema=False)

@@ -70,6 +70,8 @@ class Repository:
         self.config_file = config_file
         self.config_poll_s = config_poll_s
         self.sources: dict[str, ModelSource] | None = None
+        # the model config's models with nothing to serve ("name: base_path ..."), for messages
+        self.empty_sources: list[str] = []
         self._config_read_at = 0.0
         if config_file is not None:
             self.sources = model_config.read(config_file)  # a bad file stops the start
@@ -97,11 +99,19 @@ class Repository:
         if self.sources is None:
             return scan(self.model_dir)
         self._reread_config()
-        found = {}
+        found, empty = {}, []
         for name, source in self.sources.items():
             versions = _versions(source.base_path) if source.base_path.is_dir() else []
             if versions:
                 found[name] = versions
+            else:
+                empty.append(f"{name}: {source.base_path}"
+                             + ("" if source.base_path.is_dir() else " does not exist"))
+        if empty != self.empty_sources:
+            for entry in sorted(set(empty) - set(self.empty_sources)):
+                log.warning("model config %s: no version folder under %s", self.config_file,
+                            entry)
+            self.empty_sources = empty
         return found
 
     def _reread_config(self) -> None:

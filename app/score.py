@@ -80,6 +80,9 @@ class LocalModel:
         from app.repository import scan
         from app.servable import export_warning
 
+        if not model_dir.is_dir():
+            raise SystemExit(f"error: the models folder {model_dir.resolve()} does not exist: "
+                             "pass --models-dir (make serve trains into models/)")
         versions = scan(model_dir).get(model)
         if not versions:
             raise SystemExit(f"error: no versions of {model!r} in {model_dir}")

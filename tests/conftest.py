@@ -50,6 +50,19 @@ def tiny_exports(offline_data) -> dict:
 
 
 @pytest.fixture(scope="session")
+def shared_server(models_dir, tmp_path_factory):
+    """One real server over the five tiny models, for the modules that only send it requests
+    (routes, v2, model pages, the README's examples): each started its own, ~15 s apiece.
+    Its settings: tests.server.SHARED_SETTINGS; its log: `.log`."""
+    from tests.server import SHARED_SETTINGS, running_server
+
+    log = tmp_path_factory.mktemp("shared-server") / "server.log"
+    with running_server(models_dir, log=log, **SHARED_SETTINGS) as url:
+        url.log = log
+        yield url
+
+
+@pytest.fixture(scope="session")
 def models_dir(tmp_path_factory, tiny_exports) -> Path:
     """A model repository holding version 1 of each tiny model."""
     from tests.tiny_models import export_all

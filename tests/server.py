@@ -18,9 +18,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class ServerURL(str):
-    """The base URL, carrying the server's process id (for memory readings)."""
+    """The base URL, carrying the server's process id (for memory readings) and its log."""
 
     pid: int
+    log: Path | None = None
+
+
+# The settings of the session's shared server (tests/conftest.py: shared_server)
+SHARED_SETTINGS = {"batch_timeout_ms": 10, "max_body_bytes": 3_000_000, "poll_interval_s": 0}
 
 
 def free_port() -> int:

@@ -62,3 +62,17 @@ def test_what_is_buffered_is_written_by_an_explicit_flush():
     assert stream.getvalue() == ""
     log.flush()  # the lifespan's shutdown (and atexit) do this
     assert "[last]" in stream.getvalue()
+
+
+def test_a_mounted_static_file_is_logged_once_not_under_its_doubled_prefix():
+    # A Starlette mount adds its prefix to root_path and keeps the whole path in `path`.
+    stream = io.StringIO()
+    log = AccessLog(json_lines=False, stream=stream, flush_s=60)
+
+    async def scenario() -> None:
+        log.add({**SCOPE, "method": "GET", "path": "/static/ui/ui.css", "query_string": b"",
+                 "root_path": "/static/ui"}, 200, "req-3")
+        log.flush()
+
+    asyncio.run(scenario())
+    assert stream.getvalue().rstrip().endswith('"GET /static/ui/ui.css HTTP/1.1" 200')

@@ -447,13 +447,33 @@ def test_a_rate_measured_on_small_calls_does_not_refuse_by_the_target():
     admission.record(16, 0.01)  # two: 1,600 rows/s, trusted for calls of up to 64 rows
     with pytest.raises(Overloaded, match="250 ms target"):
         admission.check(2_000, 32, far)  # ~1.3 s
-    with pytest.raises(Overloaded, match="request deadline"):  # now counted a full batch
-        admission.check(200, 32, time.monotonic() + 0.2)  # 264 rows: 165 ms, past 80%
+    admission.check(200, 32, time.monotonic() + 0.2)  # its batch as the running call's: 145 ms
+    admission.started(64)  # a full call runs (40 ms): the request's batch counts full too
+    with pytest.raises(Overloaded, match="request deadline"):
+        admission.check(200, 32, time.monotonic() + 0.2)  # 40 ms + 264 rows: 205 ms, past 80%
     admission.record(64, 0.01)
     admission.record(64, 0.01)  # 6,400 rows/s
     admission.check(300, 32, far)  # ~57 ms
     with pytest.raises(Overloaded, match="250 ms target"):
         admission.check(1_300, 32, far)  # ~213 ms, past 80% of the 250 ms floor
+
+
+def test_after_an_overload_a_few_clients_are_served_not_refused():
+    # inception_v3 on a slow machine: 4 images/s in full calls of 16, a 3 s deadline
+    admission = DeadlineAdmission("m/1/s", batch_rows=16)
+    admission.record(1, 10.0)  # warm-up
+    admission.record(16, 4.0)
+    admission.record(16, 4.0)  # trusted
+    admission.started(16)  # under overload: a full call runs and 16 rows wait
+    with pytest.raises(Overloaded, match="request deadline"):
+        admission.check(16, 1, time.monotonic() + 3)
+    admission.ended()
+    admission.record(16, 4.0)
+    admission.started(1)  # the overload is over: 4 closed-loop clients, calls of a few rows
+    admission.check(2, 1, time.monotonic() + 3)  # 0.25 s running, then ~0.75 s: served
+    admission.ended()
+    admission.record(1, 0.25)
+    admission.check(2, 1, time.monotonic() + 3)  # queued behind nothing running: served
 
 
 def test_a_fresh_batcher_serves_a_burst_its_first_small_call_would_refuse(executor):

@@ -63,6 +63,7 @@ def test_transfer_without_a_trained_base_asks_for_cifar10_first(tmp_path):
     assert "run `python -m training cifar10` first" in result.stderr
 
 
+@pytest.mark.long
 def test_quick_mnist_exports_versions_and_prints_the_summary(tmp_path, offline_data):
     models = tmp_path / "models"
     first = run_training("mnist", "--profile", "quick", "--models-dir", str(models))
@@ -124,14 +125,20 @@ def run_training_cache(*args: str):
 
 
 def test_report_writes_the_models_results_as_json_and_markdown(models_dir, tmp_path):
+    from training.model_report import FIELDS
+
+    earlier = {**dict.fromkeys(FIELDS), "model": "mnist", "profile": "full", "version": 3,
+               "train_size": 55000, "epochs": 10, "val_accuracy": 0.9838}
+    (tmp_path / "models.json").write_text(json.dumps([earlier]))
     result = run_training("report", "--models-dir", str(models_dir), "--docs", str(tmp_path))
     assert result.returncode == 0, result.stderr
     rows = json.loads((tmp_path / "models.json").read_text())
-    assert sorted(r["model"] for r in rows) == ["cifar10", "cifar10_transfer", "imdb_sentiment",
+    assert sorted({r["model"] for r in rows}) == ["cifar10", "cifar10_transfer", "imdb_sentiment",
                                                 "inception_v3", "mnist"]
-    mnist = next(r for r in rows if r["model"] == "mnist")
+    mnist = next(r for r in rows if r["model"] == "mnist" and r["profile"] == "unknown")
     assert mnist["version"] == 1 and 0 < mnist["val_accuracy"] <= 1
     page = (tmp_path / "MODELS.md").read_text()
     assert "| mnist | unknown | 2000 |" in page  # tiny exports carry no profile
     assert "](models/mnist-unknown.png)" in page
+    assert "| mnist | full | 55000 | 10 | 98.38% | - | 98.00% met |" in page  # kept
     assert (tmp_path / "models" / "mnist-unknown.png").stat().st_size > 0

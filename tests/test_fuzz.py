@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.server import running_server
 
@@ -27,6 +28,7 @@ SEED = os.environ.get("FUZZ_SEED", "20261123")
 SKIPPED_CHECKS = "positive_data_acceptance,allow_header_conformance"
 
 
+@pytest.mark.long
 def test_fuzz_every_route_against_the_openapi_document(models_dir, tmp_path):
     log, report = tmp_path / "server.log", tmp_path / "schemathesis.json"
     schemathesis = Path(sys.executable).parent / "schemathesis"

@@ -323,6 +323,7 @@ def test_a_failing_model_fails_only_its_own_requests(models_dir, tmp_path):
         assert again.status_code == 200  # the batcher loop lives on
 
 
+@pytest.mark.long
 def test_deleting_a_serving_version_loses_no_request(models_dir, tmp_path):
     copy_version(models_dir, tmp_path, "inception_v3", 1, 1)
     copy_version(models_dir, tmp_path, "inception_v3", 1, 2)

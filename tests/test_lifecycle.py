@@ -61,6 +61,7 @@ def test_new_versions_are_picked_up_and_broken_ones_skipped(models_dir, tmp_path
         wait_for(lambda: status(url, "mnist") == {"3": "AVAILABLE"})
 
 
+@pytest.mark.long
 def test_in_flight_requests_finish_when_their_version_is_released(models_dir, tmp_path):
     copy_version(models_dir, tmp_path, "inception_v3", 1, 1)
     image = {"b64": base64.b64encode((SAMPLES / "images" / "cat.jpg").read_bytes()).decode()}
@@ -83,6 +84,7 @@ def test_in_flight_requests_finish_when_their_version_is_released(models_dir, tm
         wait_for(lambda: status(url, "inception_v3") == {"2": "AVAILABLE"})
 
 
+@pytest.mark.long
 def test_a_full_queue_is_refused_fast_with_retry_after(models_dir, tmp_path):
     copy_version(models_dir, tmp_path, "inception_v3", 1, 1)
     image = {"b64": base64.b64encode((SAMPLES / "images" / "koala.jpg").read_bytes()).decode()}
@@ -158,6 +160,7 @@ def test_an_empty_repository_is_not_ready_until_a_model_appears(models_dir, tmp_
         assert predict_version(url, None).status_code == 200
 
 
+@pytest.mark.long
 def test_a_hot_reload_under_64_clients_loses_nothing_and_mixes_no_versions(models_dir,
                                                                            tmp_path):
     import threading

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench import overload
 from tests.server import running_server
 
 
+@pytest.mark.long
 def test_overload_is_refused_fast_and_nothing_is_lost(models_dir):
     with running_server(models_dir, request_timeout_s=3, max_batch_size=16,
                         poll_interval_s=0) as url:

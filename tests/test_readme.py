@@ -49,12 +49,11 @@ def readme_commands() -> list[str]:
             if line.strip() and not line.lstrip().startswith("#")]
 
 
-def test_the_readme_examples_run_against_a_live_server(models_dir, tmp_path):
+def test_the_readme_examples_run_against_a_live_server(shared_server, tmp_path):
     import shutil
     import subprocess
 
     from tests.conftest import SAMPLES
-    from tests.server import running_server
 
     commands = readme_commands()
     routes = {"/serving_default/predict", "/predict_text/predict", "/versions/1/serving_default",
@@ -63,18 +62,18 @@ def test_the_readme_examples_run_against_a_live_server(models_dir, tmp_path):
               "/metrics"}
     assert all(any(r in c + " " for c in commands) for r in routes), commands
     shutil.copy(SAMPLES / "images" / "umbrella.jpg", tmp_path)
-    with running_server(models_dir, poll_interval_s=0) as url:
-        for command in commands:
-            if command.startswith("cd "):
-                continue  # the scratch folder: each command already runs in tmp_path
-            runnable = command.replace("http://localhost:8089", url)
-            if runnable.startswith("curl "):  # fail on HTTP errors, keep the body
-                runnable = "curl -sS --fail-with-body " + runnable[5:]
-            result = subprocess.run(["bash", "-c", runnable], cwd=tmp_path, text=True,
-                                    capture_output=True, timeout=120)
-            assert result.returncode == 0, (command, result.stdout, result.stderr)
-            if command.startswith("curl") and "/metrics" not in command:
-                assert json.loads(result.stdout), command
+    url = shared_server
+    for command in commands:
+        if command.startswith("cd "):
+            continue  # the scratch folder: each command already runs in tmp_path
+        runnable = command.replace("http://localhost:8089", url)
+        if runnable.startswith("curl "):  # fail on HTTP errors, keep the body
+            runnable = "curl -sS --fail-with-body " + runnable[5:]
+        result = subprocess.run(["bash", "-c", runnable], cwd=tmp_path, text=True,
+                                capture_output=True, timeout=120)
+        assert result.returncode == 0, (command, result.stdout, result.stderr)
+        if command.startswith("curl") and "/metrics" not in command:
+            assert json.loads(result.stdout), command
 
 
 def oip_blocks() -> list[tuple[str, str]]:
@@ -85,33 +84,32 @@ def oip_blocks() -> list[tuple[str, str]]:
     return re.findall(r"```(bash|python)\n(.*?)```", section, flags=re.S)
 
 
-def test_the_readme_v2_examples_run_against_a_live_server(models_dir, tmp_path):
+def test_the_readme_v2_examples_run_against_a_live_server(shared_server, tmp_path):
     import shutil
     import subprocess
     import sys
 
     from tests.conftest import SAMPLES
-    from tests.server import running_server
 
     blocks = oip_blocks()
     assert [language for language, _ in blocks] == ["bash", "python", "python"]
     shutil.copy(SAMPLES / "images" / "umbrella.jpg", tmp_path)
-    with running_server(models_dir, poll_interval_s=0) as url:
-        host = url.removeprefix("http://")
-        for line in blocks[0][1].splitlines():
-            command = line.split("  #")[0].strip()
-            if not command or command.startswith("#"):
-                continue
-            runnable = "curl -sS --fail-with-body " + command[5:].replace("localhost:8089", host)
-            result = subprocess.run(["bash", "-c", runnable], cwd=tmp_path, text=True,
-                                    capture_output=True, timeout=120)
-            assert result.returncode == 0, (command, result.stdout, result.stderr)
-            assert json.loads(result.stdout), command
-        for _, code in blocks[1:]:
-            result = subprocess.run([sys.executable, "-c", code.replace("localhost:8089", host)],
-                                    cwd=tmp_path, text=True, capture_output=True, timeout=120)
-            assert result.returncode == 0, (code, result.stdout, result.stderr)
-            assert result.stdout.strip(), code
+    url = shared_server
+    host = url.removeprefix("http://")
+    for line in blocks[0][1].splitlines():
+        command = line.split("  #")[0].strip()
+        if not command or command.startswith("#"):
+            continue
+        runnable = "curl -sS --fail-with-body " + command[5:].replace("localhost:8089", host)
+        result = subprocess.run(["bash", "-c", runnable], cwd=tmp_path, text=True,
+                                capture_output=True, timeout=120)
+        assert result.returncode == 0, (command, result.stdout, result.stderr)
+        assert json.loads(result.stdout), command
+    for _, code in blocks[1:]:
+        result = subprocess.run([sys.executable, "-c", code.replace("localhost:8089", host)],
+                                cwd=tmp_path, text=True, capture_output=True, timeout=120)
+        assert result.returncode == 0, (code, result.stdout, result.stderr)
+        assert result.stdout.strip(), code
 
 
 def test_the_readme_model_config_and_label_examples_run(models_dir, tmp_path):
@@ -125,11 +123,12 @@ def test_the_readme_model_config_and_label_examples_run(models_dir, tmp_path):
                      readme.index("### Dynamic batching")]
     config_text = re.search(r"```\n(model_config_list.*?)```", section, flags=re.S).group(1)
     commands = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1)
-    base = tmp_path / "mnist"
+    # as the README says: the file in the models folder, beside mnist/1 and a version 2
+    base = tmp_path / "models" / "mnist"
     for version in (1, 2):
         shutil.copytree(models_dir / "mnist" / "1", base / str(version))
-    config = tmp_path / "models.config"
-    config.write_text(config_text.replace('"/models/mnist"', f'"{base}"'))
+    config = tmp_path / "models" / "models.config"
+    config.write_text(config_text)
     (tmp_path / "json_image.json").write_text(json.dumps(
         {"instances": [{"image_input": [0.0] * 784}]}))
     with running_server(tmp_path / "unused", poll_interval_s=0,

@@ -60,3 +60,17 @@ def test_the_folder_stamp_sees_new_files_and_touches(tmp_path):
 
 def test_paths_follow_tensorflow_servings_layout(tmp_path):
     assert Repository(tmp_path, 2).path("mnist", 3) == tmp_path / "mnist" / "3"
+
+
+def test_a_model_configs_missing_base_path_is_named(tmp_path, caplog):
+    make(tmp_path, "digits/1")
+    config = tmp_path / "models.config"
+    config.write_text('model_config_list {\n'
+                      '  config { name: "mnist" base_path: "digits" '
+                      'model_platform: "tensorflow" }\n'
+                      '  config { name: "cifar10" base_path: "/nowhere/cifar10" '
+                      'model_platform: "tensorflow" }\n}\n')
+    repository = Repository(tmp_path, max_versions=2, config_file=config)
+    assert repository.scan() == {"mnist": [1]}
+    assert repository.empty_sources == ["cifar10: /nowhere/cifar10 does not exist"]
+    assert "no version folder under cifar10: /nowhere/cifar10 does not exist" in caplog.text

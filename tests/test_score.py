@@ -79,6 +79,9 @@ def test_batch_scoring_refuses_what_it_cannot_score(models_dir, tmp_path, capsys
     assert "no 'predict_text' signature" in refusal(capsys, "--model", "mnist",
                                                     str(SAMPLES / "reviews"), "--models-dir",
                                                     str(models_dir))
+    missing = refusal(capsys, "--model", "mnist", str(SAMPLES / "images"), "--models-dir",
+                      str(tmp_path / "nowhere"))
+    assert f"models folder {tmp_path / 'nowhere'} does not exist: pass --models-dir" in missing
 
 
 def test_the_former_name_app_batch_still_works():

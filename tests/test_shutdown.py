@@ -13,6 +13,7 @@ import base64
 import signal
 
 import httpx
+import pytest
 
 from tests.conftest import SAMPLES
 from tests.server import start_server, wait_until
@@ -20,6 +21,7 @@ from tests.server import start_server, wait_until
 PREDICT = "/v1/models/inception_v3:predict"
 
 
+@pytest.mark.long
 def test_sigterm_under_load_loses_no_accepted_request(models_dir, tmp_path):
     log_path = tmp_path / "server.log"
     server, url = start_server(models_dir, log_path, poll_interval_s=0, log_level="INFO")

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench import soak
 from tests.conftest import SAMPLES
 
@@ -14,6 +16,7 @@ from tests.conftest import SAMPLES
 SHORT_RUN_MEMORY_DRIFT = 0.15
 
 
+@pytest.mark.long
 def test_two_minutes_of_mixed_traffic_with_rotating_versions_leave_nothing_behind(models_dir):
     report, answers, samples = soak.run(models_dir, minutes=2, rotate_every_s=20, window_s=30,
                                         bucket_s=5, probe_s=5, samples=SAMPLES)

@@ -92,6 +92,7 @@ def _wait(check, timeout: float = 60) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.long
 def test_labels_and_a_polled_config_under_traffic(models_dir, two_versions, tmp_path):
     config = tmp_path / "models.config"
     _write(config, _config(MNIST_ENTRY.format(base=two_versions)))

@@ -65,6 +65,7 @@ def _throughput(url: str, count: int = 3000, prefix: str = "warm") -> float:
     return count / seconds
 
 
+@pytest.mark.long
 def test_the_request_log_costs_little_and_holds_every_request_once(mnist_only, tmp_path):
     request_log = tmp_path / "requests.jsonl"
     with running_server(mnist_only, poll_interval_s=0) as plain, \

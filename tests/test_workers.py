@@ -128,6 +128,7 @@ def test_hot_reload_reaches_every_worker(server, models_dir):
     wait_for(every_answer_serves_v2, timeout=60)
 
 
+@pytest.mark.long
 def test_a_killed_worker_is_replaced_and_costs_only_its_in_flight_requests(server):
     victim = server.worker_pids()[0]
 

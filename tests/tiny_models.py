@@ -1,6 +1,7 @@
-"""Tiny but real versions of the five models: the same code paths as the CLI, seconds to train.
+"""Tiny but real versions of the five models: the CLI's `tiny` profile, seconds to train.
 
-Also runnable by hand: `python -m tests.tiny_models DIR` fills DIR with them.
+Also runnable by hand: `python -m tests.tiny_models DIR` fills DIR with them (as does
+`python -m training all --profile tiny --models-dir DIR`).
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from pathlib import Path
 
 from training import cifar10, export, imdb, inception_v3, mnist
 
-MNIST = mnist.Profile(train_size=2_000, val_size=500, epochs=1)
-CIFAR = cifar10.Profile(train_per_class=40, test_per_class=10, epochs=1, batch_size=32)
-IMDB = imdb.Profile(train_per_class=100, test_per_class=20, epochs=1, maxlen=80)
+MNIST = mnist.PROFILES["tiny"]
+CIFAR = cifar10.PROFILES["tiny"]
+IMDB = imdb.PROFILES["tiny"]
 
 
 def train_all() -> dict[str, export.Export]:
@@ -20,9 +21,9 @@ def train_all() -> dict[str, export.Export]:
     exports = [
         mnist.train(MNIST, verbose=0),
         base,
-        cifar10.train_transfer(CIFAR, base.model, verbose=0),
+        cifar10.train_transfer(cifar10.TRANSFER_PROFILES["tiny"], base.model, verbose=0),
         imdb.train(IMDB, verbose=0),
-        inception_v3.train(inception_v3.Profile(), weights=None),
+        inception_v3.train(inception_v3.PROFILES["tiny"], weights=None),
     ]
     return {e.name: e for e in exports}
 

@@ -15,6 +15,7 @@ from training.data import DataUnavailable
 from training.report import summary_table
 
 MODELS = ("mnist", "cifar10", "cifar10_transfer", "imdb_sentiment", "inception_v3")
+PROFILES = ("quick", "full", "tiny")
 log = logging.getLogger("training")
 
 
@@ -25,9 +26,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("model", choices=(*MODELS, "all"),
                         help="which model to build; 'all' builds the five in order "
                              "(`python -m training report --help`: the results as docs)")
-    parser.add_argument("--profile", choices=("quick", "full"), default="quick",
+    parser.add_argument("--profile", choices=PROFILES, default="quick",
                         help="quick: data subsets, few epochs (minutes on a CPU); "
-                             "full: the books' schedules (GPU)")
+                             "full: the books' schedules (GPU); tiny: seconds, answers near "
+                             "chance (a smoke test of the pipeline, the test suite's models)")
     parser.add_argument("--version", type=int, help="version number (default: next free)")
     parser.add_argument("--models-dir", type=Path, default=Path("models"),
                         help="the model repository (default: models)")

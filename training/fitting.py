@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import keras
@@ -11,6 +13,20 @@ import numpy as np
 import tensorflow as tf
 
 ArrayPair = tuple[np.ndarray, np.ndarray]
+
+# Callbacks that watch every fit() of a family without each family passing them on: the
+# serve-while-training launcher's progress (training.serve).
+_watchers: ContextVar[tuple[keras.callbacks.Callback, ...]] = ContextVar("watchers", default=())
+
+
+@contextlib.contextmanager
+def watched_by(*callbacks: keras.callbacks.Callback) -> Iterator[None]:
+    """Every fit() inside the block also reports to `callbacks`."""
+    token = _watchers.set(_watchers.get() + callbacks)
+    try:
+        yield
+    finally:
+        _watchers.reset(token)
 
 
 def fit(model: keras.Model, train: ArrayPair | tf.data.Dataset, val: ArrayPair, *,
@@ -27,6 +43,7 @@ def fit(model: keras.Model, train: ArrayPair | tf.data.Dataset, val: ArrayPair, 
     key the kept epoch was chosen by (`val_accuracy`: its highest, `val_loss`: its lowest).
     """
     started = time.perf_counter()
+    callbacks = [*callbacks, *_watchers.get()]
     if isinstance(train, tf.data.Dataset):
         history = model.fit(train, validation_data=val, epochs=epochs, verbose=verbose,
                             callbacks=list(callbacks), shuffle=False)  # the dataset shuffles

@@ -36,7 +36,8 @@ class Profile:
     val_per_class: int = 0  # held out of train/ for early stopping; 0: validate on test/
 
 
-PROFILES = {"quick": Profile(5_000, 2_500, 4, maxlen=200),
+PROFILES = {"tiny": Profile(100, 20, 1, maxlen=80),
+            "quick": Profile(5_000, 2_500, 4, maxlen=200),
             "full": Profile(None, None, 6, val_per_class=1_250)}
 
 

@@ -34,10 +34,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Profile:
-    """Nothing is trained, so both profiles are the same; kept for a uniform command line."""
+    """Nothing is trained, so the profiles are the same; kept for a uniform command line."""
 
 
-PROFILES = {"quick": Profile(), "full": Profile()}
+PROFILES = {"tiny": Profile(), "quick": Profile(), "full": Profile()}
 
 
 def build_model(weights: Path | str | None) -> tuple[keras.Model, dict]:

@@ -32,7 +32,8 @@ class Profile:
     val_per_class: int = 0  # held out of the training digits; 0: validate on the test set
 
 
-PROFILES = {"quick": Profile(None, None, 5),
+PROFILES = {"tiny": Profile(2_000, 500, 1),
+            "quick": Profile(None, None, 5),
             "full": Profile(None, None, 10, val_per_class=500)}
 
 

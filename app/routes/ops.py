@@ -4,7 +4,8 @@
   GET /readyz                       every model loaded and warmed up (503 with the reason)
   GET /metrics, /monitoring/prometheus/metrics   Prometheus metrics (the second: TF Serving's)
   GET /models                       every model: versions, signatures, labels, training metrics,
-                                    model card, warning, its page (/ui/{model})
+                                    model card, warning, its page (/ui/{model}), and the
+                                    models a trainer beside the server is still building
   GET /models/{model}/{signature}/example   the export's request example (or zeros), to send
   GET /models/{model}/versions/{version}/training_history.png   the export's training plot
 
@@ -18,7 +19,7 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import FileResponse, JSONResponse, Response
 
-from app import codecs
+from app import codecs, trainer_status
 from app.errors import NotFound
 from app.manager import ModelManager
 from app.routes.deps import ManagerDep
@@ -80,7 +81,8 @@ async def metrics(manager: ManagerDep) -> Response:
 async def models(manager: ManagerDep) -> dict:
     """Every model with its versions, signatures, label count and training metrics."""
     listing = {}
-    for name in sorted(set(manager.servables) | set(manager.failures)):
+    training = trainer_status.read(manager.repository.model_dir)
+    for name in sorted(set(manager.servables) | set(manager.failures) | set(training)):
         loaded = manager.servables.get(name, {})
         listing[name] = {
             "default_version": max(loaded) if loaded else None,
@@ -100,6 +102,8 @@ async def models(manager: ManagerDep) -> dict:
             "ui": f"/ui/{name}",
             "failed_versions": [{"version": f.version, "error": f.error}
                                 for f in manager.failures.get(name, {}).values()],
+            # a trainer beside the server is building it (app.trainer_status); null if not
+            "trainer": training.get(name),
         }
     return {"models": listing, "ui": "/ui"}
 

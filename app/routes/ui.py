@@ -21,6 +21,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import FileResponse
 
+from app import trainer_status
 from app.errors import NotFound
 from app.routes.deps import ManagerDep
 from app.routes.ops import history_url
@@ -36,9 +37,18 @@ router = APIRouter(tags=["models"])
 
 
 @pages.get("/ui")
-@pages.get("/ui/{model}")
 async def page() -> FileResponse:
     return FileResponse(UI_FILES / "page.html", media_type="text/html")
+
+
+@pages.get("/ui/{model}")
+async def model_page(model: str, manager: ManagerDep) -> FileResponse:
+    """The same page; 404 for a model the server neither serves, failed to load, nor has a
+    trainer building (while the first models load, every name may still come)."""
+    known = (model in manager.servables or model in manager.failures or not manager.ready
+             or model in trainer_status.read(manager.repository.model_dir))
+    return FileResponse(UI_FILES / "page.html", media_type="text/html",
+                        status_code=200 if known else 404)
 
 
 def install(app: FastAPI) -> None:

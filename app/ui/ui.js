@@ -66,6 +66,21 @@ function bars(entries, label) {
       el("span", { class: "value", text: percent(e.value) }))));
 }
 
+// What a trainer beside the server says of a model it is still building (GET /models).
+function trainerText(trainer) {
+  if (trainer.state === "failed") return `training failed: ${trainer.error || "see the trainer's log"}`;
+  if (trainer.state === "queued") return "queued for training";
+  return trainer.epochs ? `training: epoch ${trainer.epoch || 0} of ${trainer.epochs}` : "training";
+}
+
+const REFRESH_WHILE_TRAINING_MS = 3000;
+let refreshTimer = null;
+
+function refreshWhileTraining(training) {
+  clearTimeout(refreshTimer);
+  if (training) refreshTimer = setTimeout(route, REFRESH_WHILE_TRAINING_MS);
+}
+
 function showError(where, error) {
   where.replaceChildren(el("p", { class: "error", role: "alert", text: error.message }));
 }
@@ -109,10 +124,13 @@ async function listModels() {
             model.default_version ? `version ${model.default_version}` : "not loaded",
             newest.signatures ? ` · ${Object.keys(newest.signatures).length} signatures` : ""),
           card.task ? el("p", { text: card.task }) : null,
+          model.trainer ? el("p", { class: "training", "data-testid": "training",
+            text: trainerText(model.trainer) }) : null,
           newest.warning ? el("p", { class: "error", text: `Warning: ${newest.warning}` }) : null,
           model.failed_versions.length ?
             el("p", { class: "error", text: `${model.failed_versions.length} version(s) failed to load` }) : null);
       })));
+  refreshWhileTraining(names.some((name) => models[name].trainer));
 }
 
 // --- /ui/{model}: the model card ------------------------------------------------------------------
@@ -182,9 +200,29 @@ function modelCard(card) {
   return section;
 }
 
+// A model a trainer is still building has no card yet: say so and look again shortly.
+async function showTraining(model, error) {
+  if (![404, 503].includes(error.status)) throw error;
+  const { models } = await (await api("/models")).json();
+  const trainer = models[model] && models[model].trainer;
+  if (!trainer) throw error;
+  main.replaceChildren(
+    el("p", {}, el("a", { href: "/ui", text: "All models" })),
+    el("h1", { text: model }),
+    el("p", { class: "training", "data-testid": "training", text: trainerText(trainer) }),
+    el("p", { class: "muted", text: "This page shows the model as soon as the server has loaded it." }));
+  refreshWhileTraining(trainer.state !== "failed");
+}
+
 async function showModel(model) {
   document.title = `${model} · tfserve`;
-  const card = await (await api(`/models/${encodeURIComponent(model)}/card`)).json();
+  let card;
+  try {
+    card = await (await api(`/models/${encodeURIComponent(model)}/card`)).json();
+  } catch (error) {
+    return showTraining(model, error);
+  }
+  refreshWhileTraining(false);
   const playground = el("section", { class: "panel", "aria-labelledby": "play-title" },
     el("h2", { id: "play-title", text: "Try it" }));
   for (const spec of card.playgrounds) playground.append(PLAYGROUNDS[spec.kind](card, spec));
