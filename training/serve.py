@@ -81,9 +81,13 @@ def missing_models(models_dir: Path, among: tuple[str, ...] = TRAIN_ORDER) -> li
             if name in among and not export.versions(models_dir / name)]
 
 
-def start_server(models_dir: Path) -> subprocess.Popen:
-    """`python -m app` on the same settings (port, .env), this repository."""
+def start_server(models_dir: Path, settings: Settings, training: bool) -> subprocess.Popen:
+    """`python -m app` on the same settings (port, .env), this repository. While models
+    train, its log says only warnings unless TFSERVE_LOG_LEVEL asks for more: the access
+    lines of this launcher's own status polls would bury the training's progress."""
     env = {**os.environ, "TFSERVE_MODEL_DIR": str(models_dir)}
+    if training and "log_level" not in settings.model_fields_set:
+        env["TFSERVE_LOG_LEVEL"] = "WARNING"
     return subprocess.Popen([sys.executable, "-m", "app"], env=env)
 
 
@@ -168,11 +172,12 @@ def run(models_dir: Path, profile: str, among: tuple[str, ...] = TRAIN_ORDER) ->
     base = f"http://localhost:{settings.port}"
     names = missing_models(models_dir, among)
     status = Status(models_dir / STATUS_FILE, names) if names else None
-    server = start_server(models_dir)
+    server = start_server(models_dir, settings, training=bool(names))
     _stop_on_sigterm()
     print(f"\ntfserve: {base}/ (Swagger UI), {base}/ui (model pages)"
-          + (f"; training beside it, fastest first: {', '.join(names)}" if names else ""),
-          flush=True)
+          + (f"; training beside it, fastest first: {', '.join(names)} (the server logs "
+             "warnings only meanwhile: TFSERVE_LOG_LEVEL=INFO for its access log)"
+             if names else ""), flush=True)
     done = threading.Event()
     try:
         if status is not None:

@@ -165,3 +165,29 @@ def test_the_page_fits_a_phone_screen(server, browser):
         assert overflow <= 0, f"{overflow}px wider than the screen"
     finally:
         browser.set_window_size(1280, 2000)
+
+
+def test_a_model_still_training_is_shown_as_such_and_followed(server, browser, models_dir):
+    import json
+    import time
+
+    from app.trainer_status import STATUS_FILE
+
+    status = Path(os.environ.get("TFSERVE_UI_MODELS_DIR") or models_dir) / STATUS_FILE
+
+    def trainer_says(epoch: int) -> None:  # as training.serve writes it
+        status.write_text(json.dumps({"updated": time.time(), "models": {
+            "cifar10_large": {"state": "training", "epoch": epoch, "epochs": 5}}}))
+
+    trainer_says(2)
+    try:
+        open_page(browser, server, "/ui")
+        assert text_of(browser, "[data-testid=training]") == "training: epoch 2 of 5"
+        screenshot(browser, "ui-training")
+        open_page(browser, server, "/ui/cifar10_large")
+        assert text_of(browser, "[data-testid=training]") == "training: epoch 2 of 5"
+        trainer_says(3)  # the page looks again every 3 s while the model trains
+        wait(browser, 15).until(lambda d: "epoch 3 of 5" in d.find_element(
+            "css selector", "[data-testid=training]").text)
+    finally:
+        status.unlink(missing_ok=True)
