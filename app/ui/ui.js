@@ -121,7 +121,8 @@ async function listModels() {
         return el("li", {},
           el("a", { href: `/ui/${encodeURIComponent(name)}`, text: name }),
           el("div", { class: "muted" },
-            model.default_version ? `version ${model.default_version}` : "not loaded",
+            model.default_version ? `version ${model.default_version}` :
+              (model.trainer ? "not served yet" : "not loaded"),
             newest.signatures ? ` · ${Object.keys(newest.signatures).length} signatures` : ""),
           card.task ? el("p", { text: card.task }) : null,
           model.trainer ? el("p", { class: "training", "data-testid": "training",
