@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from app import batching
 from app.admission import DeadlineAdmission
 from app.batching import DEADLINE_SLOT_S, Batcher, DeadlineTimers, Pending, take_batch
 from app.errors import DeadlineExceeded, InvalidInput, ModelFailed, Overloaded
@@ -128,9 +129,14 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-def test_a_lone_short_call_runs_on_the_event_loop_and_others_in_a_worker(executor):
+def test_a_lone_short_call_runs_on_the_event_loop_and_others_in_a_worker(executor,
+                                                                       monkeypatch):
+    # Short and long far from the line between them, so that a busy machine's scheduling
+    # delays (a no-op call measured over 2 ms with a training run beside the suite) cannot
+    # move a call across it: the line at 50 ms, a long call 200 ms.
+    monkeypatch.setattr(batching, "INLINE_CALL_S", 0.05)
     threads: list[int] = []
-    durations = {"short": 0.0, "long": 0.005}  # seconds each call sleeps
+    durations = {"short": 0.0, "long": 0.2}  # seconds each call sleeps
 
     def model(inputs):
         threads.append(threading.get_ident())
@@ -162,8 +168,8 @@ def test_a_lone_short_call_runs_on_the_event_loop_and_others_in_a_worker(executo
         await one("short", others=1)  # another request in the server: not blocked by this
         await one("short", size=2)  # more rows than the last short call: no prediction
         await one("short", size=2)  # the last call was short for 2 rows
-        await one("long")  # still short before it ran (the call took 5 ms)
-        await one("long")  # the last call took 5 ms: a worker
+        await one("long")  # still short before it ran (the call took 200 ms)
+        await one("long")  # the last call took 200 ms: a worker
         await batcher.close()
         return where
 
