@@ -105,10 +105,13 @@ class WorkerBoard:
         self.expected = expected
         self.mine = self.folder / f"{os.getpid()}.json"
         self._published: tuple[bool, str] | None = None
+        self._withdrawn = False
 
     def publish(self, ready: bool, reason: str) -> None:
-        """Write this worker's state (atomically: a reader never sees half a file)."""
-        if self._published == (ready, reason):
+        """Write this worker's state (atomically: a reader never sees half a file); nothing
+        once withdrawn: releasing the models at shutdown changes readiness again, and a
+        publish then left a stopped worker's file behind (seen under load)."""
+        if self._published == (ready, reason) or self._withdrawn:
             return
         staging = self.mine.with_suffix(".tmp")
         staging.write_text(json.dumps({"ready": ready, "reason": reason}))
@@ -116,6 +119,8 @@ class WorkerBoard:
         self._published = (ready, reason)
 
     def withdraw(self) -> None:
+        """Leave the board for good (shutdown)."""
+        self._withdrawn = True
         self.mine.unlink(missing_ok=True)
         self._published = None
 

@@ -182,3 +182,16 @@ def test_a_dead_worker_not_yet_reaped_counts_as_dead():
     assert not alive(child.pid)
     child.wait()
     assert not alive(child.pid) and alive(os.getpid())
+
+
+def test_a_withdrawn_worker_publishes_nothing_more(tmp_path):
+    # at shutdown the board is left first, then the models are released, which changes
+    # readiness again: that publish left a stopped worker's file on the board
+    from app.workers import WorkerBoard
+
+    board = WorkerBoard(tmp_path, expected=2)
+    board.publish(True, "")
+    assert board.mine.exists()
+    board.withdraw()
+    board.publish(False, "not ready: models are loading")
+    assert not board.mine.exists() and board.workers() == []
