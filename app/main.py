@@ -77,6 +77,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             workers.reap_dead(settings.multiproc_dir)
             board.publish(False, manager.not_ready_reason)
             background.append(metrics.refresh_forever())
+            if board.others_ready():
+                # A replacement for a dead worker: uvicorn accepts connections only after
+                # the lifespan's startup, so load first. Serving at once sent the clients
+                # the kernel gave it 503s while the other workers were ready.
+                await background.pop(0)
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(job) for job in background]
         try:

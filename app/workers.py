@@ -134,6 +134,10 @@ class WorkerBoard:
                 listing.append({"pid": int(entry.stem), **json.loads(entry.read_text())})
         return listing
 
+    def others_ready(self) -> bool:
+        """Whether another live worker serves already: this one replaces a dead worker."""
+        return any(w["ready"] for w in self.workers() if w["pid"] != os.getpid())
+
     def readiness(self) -> tuple[bool, str, list[dict]]:
         """Ready only when `expected` live workers are; else why not."""
         listing = self.workers()
