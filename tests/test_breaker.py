@@ -148,6 +148,7 @@ def _concurrent(url: str, xs: list[list[float]]) -> list[httpx.Response]:
     return asyncio.run(run())
 
 
+@pytest.mark.long
 def test_a_model_that_always_fails_costs_one_call_per_batch(models_dir, tmp_path):
     flaky = Flaky(tmp_path, models_dir)
     with running_server(flaky.models, poll_interval_s=0, batch_timeout_ms=50,
@@ -161,6 +162,7 @@ def test_a_model_that_always_fails_costs_one_call_per_batch(models_dir, tmp_path
         assert flaky.calls() - calls == new_batches <= 4  # not 64 + 1
 
 
+@pytest.mark.long
 def test_one_bad_input_fails_alone_and_its_batch_mates_are_answered(models_dir, tmp_path):
     flaky = Flaky(tmp_path, models_dir)
     with running_server(flaky.models, poll_interval_s=0, batch_timeout_ms=50) as url:
@@ -173,6 +175,7 @@ def test_one_bad_input_fails_alone_and_its_batch_mates_are_answered(models_dir, 
                 assert answer.json()["predictions"] == [[2.0 * i, 2.0]]
 
 
+@pytest.mark.long
 def test_the_breaker_of_a_broken_version_refuses_at_once_and_recovers(models_dir, tmp_path):
     flaky = Flaky(tmp_path, models_dir)
     with running_server(flaky.models, poll_interval_s=0, breaker_failures=3,

@@ -288,6 +288,7 @@ def metric(url: str, name: str, **labels: str) -> float:
     return 0.0
 
 
+@pytest.mark.long
 def test_a_failing_model_fails_only_its_own_requests(models_dir, tmp_path):
     copy_version(models_dir, tmp_path, "mnist", 1, 1)
     export_faulty(tmp_path / "faulty" / "1")

@@ -35,6 +35,7 @@ def test_versions_are_addressable_and_the_highest_is_default(models_dir, tmp_pat
         assert predict_version(url, 3).status_code == 404
 
 
+@pytest.mark.long
 def test_new_versions_are_picked_up_and_broken_ones_skipped(models_dir, tmp_path):
     copy_version(models_dir, tmp_path, "mnist", 1, 1)
     with running_server(tmp_path, poll_interval_s=0.3, max_versions=1) as url:
@@ -107,6 +108,7 @@ def test_a_full_queue_is_refused_fast_with_retry_after(models_dir, tmp_path):
         assert httpx.get(url + "/readyz").status_code == 200
 
 
+@pytest.mark.long
 def test_batching_can_be_switched_off(models_dir, tmp_path):
     copy_version(models_dir, tmp_path, "mnist", 1, 1)
 

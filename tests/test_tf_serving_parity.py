@@ -182,6 +182,7 @@ def _metric(url: str, name: str, signature: str) -> float:
                and s.labels.get("model") == "mnist" and s.labels.get("signature") == signature)
 
 
+@pytest.mark.long
 def test_a_warmup_file_warms_the_model_up(models_dir, tmp_path):
     version = tmp_path / "models" / "mnist" / "1"
     shutil.copytree(models_dir / "mnist" / "1", version)
