@@ -27,11 +27,14 @@ import time
 from pathlib import Path
 
 import httpx
+import keras
 
 from app.settings import Settings
 from app.trainer_status import STALE_S, STATUS_FILE
-from training.cli import MODELS, PROFILES
+from training import export
+from training.cli import MODELS, PROFILES, train_one
 from training.data import DataUnavailable
+from training.fitting import watched_by
 
 # Fastest first (quick profile, this project's 2-core machine: docs/MODELS.md), so the first
 # answer comes from mnist within a minute; cifar10_transfer starts from cifar10.
@@ -75,8 +78,6 @@ class Status:
 
 def missing_models(models_dir: Path, among: tuple[str, ...] = TRAIN_ORDER) -> list[str]:
     """The models of `among` with no version yet, in TRAIN_ORDER."""
-    from training import export
-
     return [name for name in TRAIN_ORDER
             if name in among and not export.versions(models_dir / name)]
 
@@ -114,23 +115,20 @@ def watch(server: subprocess.Popen, base: str, status: Status, done: threading.E
                       f"{base}/ui/{name}", flush=True)
 
 
+class Progress(keras.callbacks.Callback):
+    """Each epoch's start, into the status file."""
+
+    def __init__(self, name: str, status: Status):
+        super().__init__()
+        self.name, self.status = name, status
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.status.set(self.name, state="training", epoch=epoch + 1,
+                        epochs=int(self.params.get("epochs") or 0))
+
+
 def train_missing(names: list[str], models_dir: Path, profile: str, status: Status) -> int:
     """Train and export each model in turn; the number that failed."""
-    import keras
-
-    from training import export
-    from training.cli import train_one
-    from training.fitting import watched_by
-
-    class Progress(keras.callbacks.Callback):
-        def __init__(self, name: str):
-            super().__init__()
-            self.name = name
-
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            status.set(self.name, state="training", epoch=epoch + 1,
-                       epochs=int(self.params.get("epochs") or 0))
-
     verbose = 1 if sys.stdout.isatty() else 2  # progress bars on a terminal, lines in logs
     trained: dict[str, keras.Model] = {}
     failed = 0
@@ -140,7 +138,7 @@ def train_missing(names: list[str], models_dir: Path, profile: str, status: Stat
               flush=True)
         status.set(name, state="training")
         try:
-            with watched_by(Progress(name)):
+            with watched_by(Progress(name, status)):
                 result = train_one(name, profile, None, verbose, models_dir, trained)
             result.metrics["profile"] = profile
             result.metrics["command"] = "python -m training.serve " + shlex.join(
@@ -217,8 +215,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("tensorflow", "httpx"):  # "Assets written to ...", every status poll
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    import keras
-
     keras.utils.set_random_seed(0)  # as `python -m training`'s default --seed
     return run(args.models_dir, args.profile, tuple(args.only))
 
