@@ -38,7 +38,7 @@ def serve_one(settings: Settings, log_config: dict) -> None:
         signal.signal(stop_signal, lambda number, _: logging.info("stopped by signal %d", number))
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_config=log_config, log_level=settings.log_level.lower(),
-                access_log=False,  # app.access_log writes the same lines, cheaper
+                access_log=False,  # app.http_api.access_log writes the same lines, cheaper
                 timeout_graceful_shutdown=settings.shutdown_grace_s,
                 loop=ONE_PROCESS_LOOP)
 

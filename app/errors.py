@@ -48,6 +48,12 @@ class NotFound(ServingError):
     status = 404
 
 
+class Conflict(ServingError):
+    """The request cannot be applied in the server's present setup (gRPC: FAILED_PRECONDITION)."""
+
+    status = 409
+
+
 class PayloadTooLarge(ServingError):
     status = 413
 
@@ -67,6 +73,11 @@ class Overloaded(ServingError):
 
     status = 503
     headers = {"Retry-After": "1"}
+
+
+class WouldMissDeadline(Overloaded):
+    """Admission's estimate: the queue ahead ends past the request's deadline. Over gRPC, when
+    the deadline was the client's own, that is DEADLINE_EXCEEDED rather than UNAVAILABLE."""
 
 
 class NotReady(ServingError):

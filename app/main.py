@@ -1,12 +1,12 @@
 """create_app(): the FastAPI application, wired from its parts.
 
-The manager loads and warms up the models in the background after startup, so /healthz
-answers at once and /readyz says 503 until every model is warm. HTTP requests pass, outermost
-first: CORS (when configured), the request id (app.tracing), the request count
-(app.traffic), the body limit, the fast path of the predict routes (app.routes.table), then
-FastAPI's own stack (its error pages, telemetry and router) for everything else. That chain
-sits in front of FastAPI rather than inside it (`ServingApp`): a predict request then never
-enters FastAPI's layers, which cost ~5% of the event loop's time per mnist request.
+The manager loads and warms up the models in the background after startup, so /healthz answers
+at once and /readyz says 503 until every model is warm. HTTP requests pass, outermost first:
+CORS (when configured), the request id (app.tracing), the request count (app.serving.traffic),
+the body limit, the fast path of the predict routes (app.http_api.routes.table), then FastAPI's
+own stack (its error pages, telemetry and router) for everything else. That chain sits in front
+of FastAPI rather than inside it (`ServingApp`): a predict request then never enters FastAPI's
+layers, which cost ~5% of the event loop's time per mnist request.
 """
 
 from __future__ import annotations
@@ -15,24 +15,29 @@ import asyncio
 import contextlib
 import functools
 import signal
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app import errors, loader, openapi, security, workers
-from app.access_log import AccessLog
-from app.manager import ModelManager
+from app import errors, workers
+from app.grpc_api.server import GrpcServer
+from app.http_api import openapi, security
+from app.http_api.access_log import AccessLog
+from app.http_api.middleware import BodyLimit, CountRequests
+from app.http_api.routes import PREDICT_ROUTES, PROTOCOLS, ops, ui, v2
+from app.http_api.routes.table import FastPath, api_router
 from app.metrics import Metrics
-from app.middleware import BodyLimit, CountRequests
-from app.predict import PredictCore
-from app.request_log import RequestLog
-from app.routes import PREDICT_ROUTES, PROTOCOLS, ops, ui, v2
-from app.routes.table import FastPath, api_router
+from app.models import loader
+from app.models.manager import ModelManager
+from app.serving.predict import PredictCore
+from app.serving.readiness import readiness
+from app.serving.request_log import RequestLog
+from app.serving.traffic import Traffic
 from app.settings import Settings, get_settings
 from app.tracing import RequestID
-from app.traffic import Traffic
 
 VERSION = "0.1.0"
 
@@ -61,7 +66,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     board = None
     if settings.multiproc_dir is not None:  # one of several workers (app.workers)
         board = workers.WorkerBoard(settings.multiproc_dir, settings.worker_count)
-        manager.on_readiness = board.publish
+    request_log = _request_log(settings, metrics)
+    core = PredictCore(manager, settings, metrics, request_log)
+    grpc_server = None
+    if settings.grpc_port:
+        grpc_server = GrpcServer(settings, core, board, VERSION,
+                                 lambda: readiness(manager, board)[0])
+    manager.on_readiness = _readiness_listeners(board, grpc_server)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -84,11 +95,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await background.pop(0)
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(job) for job in background]
+        if grpc_server is not None:
+            await grpc_server.start()
         try:
             yield
         finally:
             if board is not None:
                 board.withdraw()
+            if grpc_server is not None:  # uvicorn has drained HTTP; now gRPC's calls
+                await grpc_server.stop(settings.shutdown_grace_s)
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -104,12 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.manager = manager
     app.state.worker_board = board
-    request_log = None
-    if settings.request_log:
-        request_log = RequestLog(settings.request_log, settings.request_log_sample,
-                                 settings.request_log_payloads, settings.request_log_max_bytes,
-                                 on_drop=metrics.request_log_dropped.inc)
-    app.state.core = PredictCore(manager, settings, metrics, request_log)
+    app.state.core = core
     access_log = (AccessLog(json_lines=settings.log_format == "json")
                   if settings.log_level in ("DEBUG", "INFO") else None)
     errors.install(app)
@@ -125,6 +135,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi.install(app)
     ui.install(app)
     return app
+
+
+def _request_log(settings: Settings, metrics: Metrics) -> RequestLog | None:
+    if not settings.request_log:
+        return None
+    return RequestLog(settings.request_log, settings.request_log_sample,
+                      settings.request_log_payloads, settings.request_log_max_bytes,
+                      on_drop=metrics.request_log_dropped.inc)
+
+
+def _readiness_listeners(board: workers.WorkerBoard | None, grpc_server: GrpcServer | None
+                         ) -> Callable[[bool, str], None]:
+    """What hears of this process's readiness: the workers' board, gRPC's health service."""
+
+    pending: set[asyncio.Task] = set()  # held until done (the loop keeps weak references)
+
+    def tell(ready: bool, reason: str) -> None:
+        if board is not None:
+            board.publish(ready, reason)
+        if grpc_server is not None:
+            task = asyncio.get_running_loop().create_task(grpc_server.health.follow(ready))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+    return tell
 
 
 def _front(settings: Settings, traffic: Traffic, access_log: AccessLog | None,

@@ -3,7 +3,7 @@
 Images (.jpg .jpeg .png .gif .bmp .webp, or folders of them) go to the model's `predict_image`
 signature; reviews (.txt: one per line; .csv: the `text` column, else the first) go to
 `predict_text`. A folder contributes its images, or its texts when it has no images. The
-SavedModel is loaded exactly as the server loads it (app.loader); `--url` sends the same
+SavedModel is loaded exactly as the server loads it (app.models.loader); `--url` sends the same
 inputs to a running server's upload routes instead. Writes one row per input, JSONL or CSV
 (by the output's extension; JSONL on stdout by default), with the signature's summary
 outputs (`--probabilities`: every output), keys in a stable order: `source`, then the outputs
@@ -76,9 +76,9 @@ class LocalModel:
     """The model's highest version, loaded and called as the server does."""
 
     def __init__(self, model_dir: Path, model: str):
-        from app import loader
-        from app.repository import scan
-        from app.servable import export_warning
+        from app.models import loader
+        from app.models.repository import scan
+        from app.models.servable import export_warning
 
         if not model_dir.is_dir():
             raise SystemExit(f"error: the models folder {model_dir.resolve()} does not exist: "
@@ -93,7 +93,7 @@ class LocalModel:
     def predict(self, signature: str, values: list, full: bool) -> list[dict]:
         import numpy as np
 
-        from app import codecs
+        from app.codecs import rest
 
         info = self.version.signatures.get(signature)
         if info is None:
@@ -101,7 +101,7 @@ class LocalModel:
         (input_name,) = info.inputs
         array = np.array([v.encode() if isinstance(v, str) else v for v in values], object)
         outputs = self.version.runners[signature]({input_name: array})
-        return codecs.encode_rows(outputs if full else info.summary(outputs), len(values),
+        return rest.encode_rows(outputs if full else info.summary(outputs), len(values),
                                   named=True)
 
 
@@ -135,7 +135,7 @@ class RemoteModel:
 
 def write(rows: list[dict], output: Path | None) -> None:
     """JSONL (orjson writes the numpy outputs as they are), or CSV with JSON cells."""
-    from app.codecs import dumps
+    from app.codecs.rest import dumps
 
     if output is None or output.suffix.lower() != ".csv":
         handle = output.open("w") if output else sys.stdout

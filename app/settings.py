@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, PositiveFloat, PositiveInt, SecretStr
+from pydantic import BaseModel, Field, PositiveFloat, PositiveInt, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.workers import available_cpus
@@ -43,6 +43,16 @@ class Settings(BaseSettings):
     model_dir: Path = Field(Path("models"), description="the model repository")
     host: str = Field("0.0.0.0", description="address to listen on")
     port: int = Field(8089, ge=1, le=65535, description="port (tfdeploy's default)")
+    grpc_port: int = Field(
+        8500, ge=0, le=65535, description="gRPC port (TF Serving's); TF Serving's "
+                                          "PredictionService and ModelService and the Open "
+                                          "Inference Protocol's GRPCInferenceService (0: off)")
+    grpc_max_message_bytes: PositiveInt = Field(
+        64 * 1024 * 1024, description="largest gRPC message received or sent "
+                                      "(RESOURCE_EXHAUSTED past it)")
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate: serve HTTPS and gRPC over TLS (with tls_key_file)")
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file")
     default_model: str = Field("mnist", description="model of the /{signature}/predict routes")
     batching_enabled: bool = Field(True, description="batch concurrent requests together")
     max_batch_size: PositiveInt = Field(64, description="rows per model call at most")
@@ -123,6 +133,16 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
     log_format: Literal["text", "json"] = Field(
         "text", description="text, or json: one JSON object per line")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("TLS needs both TFSERVE_TLS_CERT_FILE and TFSERVE_TLS_KEY_FILE")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
 
     @property
     def worker_count(self) -> int:

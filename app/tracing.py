@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.access_log import AccessLog
+from app.http_api.access_log import AccessLog
 
 HEADER = "x-request-id"
 MAX_LENGTH = 128
@@ -42,7 +42,7 @@ def valid(given: bytes) -> bool:
 
 class RequestID:
     """ASGI middleware (outermost but CORS): the id in, the id out, and the access line
-    (app.access_log) written as the response starts, with the same id."""
+    (app.http_api.access_log) written as the response starts, with the same id."""
 
     def __init__(self, app: ASGIApp, access_log: AccessLog | None = None):
         self.app = app

@@ -29,7 +29,7 @@ def frame_name(frame: str) -> str:
     """'function (path/to/file.py:12)' -> 'function (file.py)', the service's own as app/..."""
     function, _, where = frame.partition(" (")
     file = Path(where.rstrip(")").rsplit(":", 1)[0])
-    folder = {"app": "app/", "routes": "app/routes/"}.get(file.parent.name, "")
+    folder = {"app": "app/", "routes": "app/http_api/routes/"}.get(file.parent.name, "")
     return f"{function} ({folder}{file.name})"
 
 

@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import orjson  # noqa: E402
 from fastapi import Body, FastAPI, Request, Response  # noqa: E402
 
-from app.repository import scan  # noqa: E402
+from app.models.repository import scan  # noqa: E402
 
 
 def load(models_dir: Path, target: str):

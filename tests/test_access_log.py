@@ -1,4 +1,5 @@
-"""The buffered access log (app.access_log): uvicorn's line, written in batches, none lost."""
+"""The buffered access log (app.http_api.access_log): uvicorn's line, written in batches,
+none lost."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import io
 import json
 import re
 
-from app.access_log import AccessLog
+from app.http_api.access_log import AccessLog
 
 SCOPE = {"type": "http", "method": "POST", "path": "/v1/models/mnist:predict",
          "query_string": b"x=1", "client": ("10.0.0.7", 51234), "http_version": "1.1",

@@ -11,11 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from app import batching
-from app.admission import DeadlineAdmission
-from app.batching import DEADLINE_SLOT_S, Batcher, DeadlineTimers, Pending, take_batch
 from app.errors import DeadlineExceeded, InvalidInput, ModelFailed, Overloaded
-from app.traffic import Traffic
+from app.serving import batching
+from app.serving.admission import DeadlineAdmission
+from app.serving.batch_queue import DEADLINE_SLOT_S, DeadlineTimers, Pending, take_batch
+from app.serving.batching import Batcher
+from app.serving.traffic import Traffic
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ import pytest
 import tensorflow as tf
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.batching import Batcher
-from app.breaker import BreakerState, CircuitBreaker, ModelUnavailable
 from app.errors import ModelFailed
+from app.serving.batching import Batcher
+from app.serving.breaker import BreakerState, CircuitBreaker, ModelUnavailable
 from tests.server import running_server
 
 # the breaker alone ---------------------------------------------------------------------------

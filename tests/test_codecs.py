@@ -1,13 +1,13 @@
-"""The wire format, table-driven (app/codecs.py's docstring is the spec)."""
+"""The wire format, table-driven (app/rest.py's docstring is the spec)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from app import codecs
+from app.codecs import rest
 from app.errors import InvalidInput
-from app.signatures import SignatureInfo, TensorInfo
+from app.models.signatures import SignatureInfo, TensorInfo
 
 ONE_INPUT = SignatureInfo("s", {"x": TensorInfo("x", "float32", (-1, 2))},
                           {"y": TensorInfo("y", "float32", (-1,))})
@@ -27,7 +27,7 @@ TWO_INPUTS = SignatureInfo("t", {"a": TensorInfo("a", "int32", (-1,)),
      {"a": [7], "b": [b"z"]}, True),
 ])
 def test_requests_decode(payload, signature, expected, columnar):
-    arrays, rows, was_columnar = codecs.decode_request(payload, signature, max_instances=10)
+    arrays, rows, was_columnar = rest.decode_request(payload, signature, max_instances=10)
     assert was_columnar is columnar
     assert rows == len(next(iter(expected.values())))
     for name, values in expected.items():
@@ -59,26 +59,26 @@ def test_requests_decode(payload, signature, expected, columnar):
 ])
 def test_bad_requests_say_what_was_expected(payload, signature, fragment):
     with pytest.raises(InvalidInput) as error:
-        codecs.decode_request(payload, signature, max_instances=10)
+        rest.decode_request(payload, signature, max_instances=10)
     assert fragment in error.value.message
 
 
 def test_malformed_and_non_finite_json_is_refused():
     for body in (b"", b"{", b'{"instances": [NaN]}', b'{"instances": [Infinity]}'):
         with pytest.raises(InvalidInput):
-            codecs.parse_json(body)
+            rest.parse_json(body)
 
 
 def test_responses_encode_in_both_formats():
     outputs = {"scores": np.array([[0.5, 0.25], [1.0, 0.0]], np.float32),
                "classes": np.array([[b"cat", b"dog"], [b"a", b"b"]], dtype=object),
                "image_bytes": np.array([b"\x00"], dtype=object)[[0, 0]]}
-    rows = codecs.encode_rows(outputs, 2, named=True)
-    assert codecs.dumps(rows) == (b'[{"scores":[0.5,0.25],"classes":["cat","dog"],'
+    rows = rest.encode_rows(outputs, 2, named=True)
+    assert rest.dumps(rows) == (b'[{"scores":[0.5,0.25],"classes":["cat","dog"],'
                                   b'"image_bytes":{"b64":"AA=="}},{"scores":[1.0,0.0],'
                                   b'"classes":["a","b"],"image_bytes":{"b64":"AA=="}}]')
     single = {"y": np.array([1.5, 2.5], np.float32)}
-    assert codecs.dumps(codecs.encode_rows(single, 2, named=False)) == b"[1.5,2.5]"
-    assert codecs.dumps(codecs.encode_rows(single, 2, named=True)) == b'[{"y":1.5},{"y":2.5}]'
-    assert codecs.dumps(codecs.encode_columns(single)) == b"[1.5,2.5]"
-    assert codecs.dumps(codecs.encode_columns(outputs))[:30] == b'{"scores":[[0.5,0.25],[1.0,0.0'
+    assert rest.dumps(rest.encode_rows(single, 2, named=False)) == b"[1.5,2.5]"
+    assert rest.dumps(rest.encode_rows(single, 2, named=True)) == b'[{"y":1.5},{"y":2.5}]'
+    assert rest.dumps(rest.encode_columns(single)) == b"[1.5,2.5]"
+    assert rest.dumps(rest.encode_columns(outputs))[:30] == b'{"scores":[[0.5,0.25],[1.0,0.0'

@@ -295,7 +295,7 @@ def test_a_failing_model_fails_only_its_own_requests(models_dir, tmp_path):
     good, bad = [[1.0, 2.0, 3.0, 4.0]], [[1.0, 2.0, 3.0, 400.0]]
 
     # A model failure (here NotFoundError, not an input the graph rejects) fails its batch
-    # once: a batch is not re-run request by request (app/batching.py), so the bad requests
+    # once: a batch is not re-run request by request (app/serving/batching.py), so the bad requests
     # go in a wave of their own; the other model's requests share the moment.
     async def mixed_load(url: str) -> tuple[list, list, list]:
         async with httpx.AsyncClient(timeout=60) as client:

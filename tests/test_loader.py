@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from app import loader
 from app.errors import InvalidInput
+from app.models import loader
 from tests.conftest import SAMPLES
 
 

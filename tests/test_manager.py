@@ -11,9 +11,14 @@ import numpy as np
 import pytest
 
 from app.errors import NotFound, NotReady
-from app.manager import YOUNG_COLLECTION_THRESHOLD, ModelManager, freeze_heap, started_executor
 from app.metrics import Metrics
-from app.servable import ModelState
+from app.models.manager import (
+    YOUNG_COLLECTION_THRESHOLD,
+    ModelManager,
+    freeze_heap,
+    started_executor,
+)
+from app.models.servable import ModelState
 from app.settings import Settings
 from tests.helpers import copy_version
 

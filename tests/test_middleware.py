@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from app.errors import BodyTooLarge
-from app.middleware import BodyLimit, CountRequests
-from app.traffic import Traffic
+from app.http_api.middleware import BodyLimit, CountRequests
+from app.serving.traffic import Traffic
 
 
 async def echo_length(scope, receive, send):

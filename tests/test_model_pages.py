@@ -8,9 +8,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from app.routes.ui import playgrounds
-from app.servable import Servable
-from app.signatures import SignatureInfo, TensorInfo
+from app.http_api.routes.ui import playgrounds
+from app.models.servable import Servable
+from app.models.signatures import SignatureInfo, TensorInfo
 from tests.conftest import SAMPLES
 
 PHOTO = (SAMPLES / "images" / "umbrella.jpg").read_bytes()

@@ -1,7 +1,7 @@
-"""The numeric fast paths (app.numeric_json) decide exactly as the general way does.
+"""The numeric fast paths (app.codecs.numeric_json) decide exactly as the general way does.
 
 For every body it takes, decoding must give the very arrays (values and dtype) or the very
-error that orjson + `codecs.decode_request` give; every body it cannot prove regular must be
+error that orjson + `rest.decode_request` give; every body it cannot prove regular must be
 left to the general way (None)."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import numpy as np
 import orjson
 import pytest
 
-from app import codecs, oip
+from app.codecs import oip, rest
+from app.codecs.numeric_json import Doubles, infer_payload, numeric_rows
 from app.errors import InvalidInput
-from app.numeric_json import Doubles, infer_payload, numeric_rows
-from app.signatures import SignatureInfo, TensorInfo
+from app.models.signatures import SignatureInfo, TensorInfo
 
 OUT = {"y": TensorInfo("y", "float32", (-1,))}
 ROWS_OF_2 = SignatureInfo("s", {"x": TensorInfo("x", "float32", (-1, 2))}, OUT)
@@ -67,7 +67,7 @@ LEFT = [
 
 def general(body: bytes, signature: SignatureInfo):
     try:
-        arrays, rows, columnar = codecs.decode_request(orjson.loads(body), signature, LIMIT)
+        arrays, rows, columnar = rest.decode_request(orjson.loads(body), signature, LIMIT)
     except InvalidInput as err:
         return str(err)
     return {k: (v.dtype, v.tolist()) for k, v in arrays.items()}, rows, columnar
@@ -77,7 +77,7 @@ def fast(body: bytes, signature: SignatureInfo):
     numeric = numeric_rows(body)
     assert numeric is not None
     try:
-        decoded = codecs.numeric_rows_for(numeric, signature, LIMIT)
+        decoded = rest.numeric_rows_for(numeric, signature, LIMIT)
     except InvalidInput as err:
         return str(err)
     if decoded is None:  # handed back: the general way decides
@@ -196,7 +196,7 @@ def test_the_reused_parser_survives_every_refusal_and_keeps_earlier_results():
 
 
 def test_a_body_past_the_reused_parsers_size_is_parsed_too(monkeypatch):
-    monkeypatch.setattr("app.numeric_json.REUSED_PARSER_BYTES", 16)
+    monkeypatch.setattr("app.codecs.numeric_json.REUSED_PARSER_BYTES", 16)
     assert numeric_rows(b'{"instances": [[1, 2], [3, 4]]}').values.tolist() == [[1, 2], [3, 4]]
     assert numeric_rows(b'{"instances": [[5, 6]]}').values.tolist() == [[5, 6]]
 
@@ -204,7 +204,7 @@ def test_a_body_past_the_reused_parsers_size_is_parsed_too(monkeypatch):
 def test_the_vectorized_bracket_count_decides_as_bytes_count(monkeypatch):
     """Bodies past VECTOR_COUNT_BYTES count their `[` with numpy: the tables again, every body
     counted that way."""
-    monkeypatch.setattr("app.numeric_json.VECTOR_COUNT_BYTES", 0)
+    monkeypatch.setattr("app.codecs.numeric_json.VECTOR_COUNT_BYTES", 0)
     for body in LEFT:
         assert numeric_rows(body) is None, body
     for body in TAKEN:

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from app.routes import PREDICT_ROUTES
+from app.http_api.routes import PREDICT_ROUTES
 from tests.helpers import in_process, only
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from app.repository import Repository, folder_stamp, scan
+from app.models.repository import Repository, folder_stamp, scan
 
 
 def make(root: Path, *paths: str) -> Path:

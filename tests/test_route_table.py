@@ -11,10 +11,11 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from app import errors, security
+from app import errors
 from app.errors import InvalidInput
-from app.routes import PREDICT_ROUTES
-from app.routes.table import FastPath, PredictRoute, api_router
+from app.http_api import security
+from app.http_api.routes import PREDICT_ROUTES
+from app.http_api.routes.table import FastPath, PredictRoute, api_router
 from app.settings import Settings
 
 

@@ -8,7 +8,7 @@ import pytest
 from starlette.requests import Request
 
 from app.errors import Unauthorized
-from app.security import check_request, openapi_security, presented_key
+from app.http_api.security import check_request, openapi_security, presented_key
 from app.settings import Settings
 
 KEY = "s3cret-key"

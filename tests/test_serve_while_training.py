@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from app import trainer_status
+from app.models import trainer_status
 from tests.conftest import ROOT
 from tests.server import free_port
 

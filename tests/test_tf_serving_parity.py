@@ -15,8 +15,8 @@ import tensorflow as tf
 from prometheus_client.parser import text_string_to_metric_families
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-from app import model_config
-from app.model_config import ModelConfigError, VersionPolicy
+from app.models import model_config
+from app.models.model_config import ModelConfigError, VersionPolicy
 from tests.server import running_server
 
 DIGIT = {"instances": [[0.25] * 784]}

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from app.request_log import PAYLOAD_BYTES, RequestLog, payload
+from app.serving.request_log import PAYLOAD_BYTES, RequestLog, payload
 from tests import load
 from tests.helpers import wait_for
 from tests.server import running_server

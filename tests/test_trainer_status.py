@@ -1,4 +1,5 @@
-"""What a trainer beside the server says (app.trainer_status), read by GET /models and /ui."""
+"""What a trainer beside the server says (app.models.trainer_status), read by GET /models
+and /ui."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import json
 import time
 
-from app import trainer_status
+from app.models import trainer_status
 from tests.helpers import in_process, only
 
 

@@ -5,7 +5,7 @@ server (`python -m app`, a child process) starts on the repository as it is, whi
 models it lacks are trained here, fastest first, each exported atomically; the server's
 repository poll loads each one as it appears. The terminal says which models are served,
 which one is training (Keras' progress bar, an epoch at a time) and which wait, and where to
-try them. The trainer's state also goes to `<models>/.training.json` (app.trainer_status),
+try them. The trainer's state also goes to `<models>/.training.json` (app.models.trainer_status),
 which `GET /models` and the model pages show.
 
 Ctrl-C or SIGTERM stops both. With nothing missing it is the server alone.
@@ -29,8 +29,8 @@ from pathlib import Path
 import httpx
 import keras
 
+from app.models.trainer_status import STALE_S, STATUS_FILE
 from app.settings import Settings
-from app.trainer_status import STALE_S, STATUS_FILE
 from training import export
 from training.cli import MODELS, PROFILES, train_one
 from training.data import DataUnavailable

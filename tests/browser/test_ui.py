@@ -171,7 +171,7 @@ def test_a_model_still_training_is_shown_as_such_and_followed(server, browser, m
     import json
     import time
 
-    from app.trainer_status import STATUS_FILE
+    from app.models.trainer_status import STATUS_FILE
 
     status = Path(os.environ.get("TFSERVE_UI_MODELS_DIR") or models_dir) / STATUS_FILE
 

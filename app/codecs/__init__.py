@@ -1,0 +1,1 @@
+"""Protocol codecs: request and answer formats to numpy and back, per protocol."""

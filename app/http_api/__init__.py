@@ -1,0 +1,1 @@
+"""The HTTP transport: routes, middleware, the OpenAPI document."""

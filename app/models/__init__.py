@@ -1,0 +1,1 @@
+"""The model side: the repository on disk, the config, loading, versions."""

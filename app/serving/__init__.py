@@ -1,0 +1,1 @@
+"""The serving core: one predict path, batching, admission, the circuit breaker."""
