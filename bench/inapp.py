@@ -110,6 +110,7 @@ async def request_for(client: Client, scenario: Scenario, models: Path,
 async def measure(args: argparse.Namespace) -> dict[str, list[float]]:
     os.environ.setdefault("TFSERVE_LOG_LEVEL", "WARNING")
     os.environ["TFSERVE_MODEL_DIR"] = str(args.models_dir.resolve())
+    os.environ["TFSERVE_GRPC_PORT"] = "0"  # the app is called in-process: no listener
     from app.main import create_app  # TensorFlow: after the environment is set
 
     app = create_app()

@@ -52,6 +52,7 @@ async def in_process(models_dir: Path, **settings: object) -> AsyncIterator[http
     from app.main import create_app
     from app.settings import Settings
 
+    settings.setdefault("grpc_port", 0)  # in the test process: no gRPC listener
     app = create_app(Settings(model_dir=models_dir, poll_interval_s=0, **settings))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -22,6 +22,7 @@ class ServerURL(str):
 
     pid: int
     log: Path | None = None
+    grpc: str  # host:port of its gRPC server ("" when off)
 
 
 # The settings of the session's shared server (tests/conftest.py: shared_server)
@@ -37,10 +38,13 @@ def free_port() -> int:
 def start_server(models_dir: Path, log: Path | None = None, env: dict[str, str] | None = None,
                  **settings: object) -> tuple[subprocess.Popen, ServerURL]:
     """`python -m app` with TFSERVE_* settings (and other variables in `env`) on a free port,
-    its output to `log`; returns the process and its base URL, without waiting."""
+    its output to `log`; returns the process and its base URL, without waiting. gRPC listens
+    on a free port of its own (`url.grpc`) unless `grpc_port` says otherwise."""
     port = free_port()
+    grpc_port = int(settings.pop("grpc_port", free_port()))
     full_env = {**os.environ, "TFSERVE_MODEL_DIR": str(models_dir), "TFSERVE_PORT": str(port),
                 "TFSERVE_HOST": "127.0.0.1", "TFSERVE_LOG_LEVEL": "WARNING",
+                "TFSERVE_GRPC_PORT": str(grpc_port),
                 **{f"TFSERVE_{k.upper()}": str(v) for k, v in settings.items()}, **(env or {})}
     out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
     try:
@@ -51,6 +55,7 @@ def start_server(models_dir: Path, log: Path | None = None, env: dict[str, str] 
             out.close()  # the child has its own descriptor
     url = ServerURL(f"http://127.0.0.1:{port}")
     url.pid = process.pid
+    url.grpc = f"127.0.0.1:{grpc_port}" if grpc_port else ""
     return process, url
 
 

@@ -115,7 +115,8 @@ def test_a_predict_request_never_enters_fastapis_stack(models_dir, tmp_path):
     from app.main import create_app
     from app.settings import Settings
 
-    app = create_app(Settings(model_dir=only(models_dir, tmp_path, "mnist"), poll_interval_s=0))
+    app = create_app(Settings(model_dir=only(models_dir, tmp_path, "mnist"), poll_interval_s=0,
+                              grpc_port=0))
     seen: list[str] = []
 
     class Recorder:  # a FastAPI middleware: inside FastAPI's own stack

@@ -6,20 +6,19 @@ tritonclient sends by default, decoded as the REST binary extension is (app.code
 Answers mirror the request: raw outputs (`raw_output_contents`) to a raw request, typed
 contents otherwise, so both clients and hand-written requests read what they sent.
 
-The messages are those of `tritonclient.grpc` (package `inference`, Triton's superset of the
-KServe v2 proto, same field numbers): see docs/GRPC.md for what that means for a process
-that would import KServe's copy of them too.
+The messages come from tfserve's own descriptor pool (app.grpc_api.protos), so that neither
+client's copy of them is imported here.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from tritonclient.grpc import service_pb2 as pb
 
 from app.codecs import v2_tensors
 from app.codecs.rest import check_shape
 from app.errors import InvalidInput
-from app.models.signatures import SignatureInfo
+from app.grpc_api.protos import V2
+from app.models.signatures import SignatureInfo, TensorInfo
 
 Arrays = dict[str, np.ndarray]
 # datatype -> the InferTensorContents field that carries it (FP16 travels only raw)
@@ -31,7 +30,7 @@ CONTENTS = {
 }
 
 
-def signature_name(request: pb.ModelInferRequest, default: str) -> str:
+def signature_name(request, default: str) -> str:
     """`parameters.signature_name`, as on the REST v2 routes."""
     parameter = request.parameters.get("signature_name")
     if parameter is None:
@@ -41,7 +40,7 @@ def signature_name(request: pb.ModelInferRequest, default: str) -> str:
     return parameter.string_param
 
 
-def decode_inputs(request: pb.ModelInferRequest, signature: SignatureInfo, max_instances: int,
+def decode_inputs(request, signature: SignatureInfo, max_instances: int,
                   max_image_pixels: int | None = None) -> tuple[Arrays, int]:
     """The request's tensors as arrays for `signature`, and the row count (axis 0)."""
     raw = request.raw_input_contents
@@ -103,7 +102,7 @@ def _from_contents(tensor, shape: tuple[int, ...], dtype: str, datatype: str) ->
     return v2_tensors.reshaped(flat, shape, tensor.name)
 
 
-def requested_outputs(request: pb.ModelInferRequest, signature: SignatureInfo) -> list[str]:
+def requested_outputs(request, signature: SignatureInfo) -> list[str]:
     """The outputs to answer, in order: those the request names, else all of them."""
     wanted = [output.name for output in request.outputs] or list(signature.outputs)
     for name in wanted:
@@ -113,10 +112,11 @@ def requested_outputs(request: pb.ModelInferRequest, signature: SignatureInfo) -
     return wanted
 
 
-def encode_response(model: str, version: int, request: pb.ModelInferRequest, outputs: Arrays,
-                    wanted: list[str], signature: SignatureInfo) -> pb.ModelInferResponse:
+def encode_response(model: str, version: int, request, outputs: Arrays, wanted: list[str],
+                    signature: SignatureInfo):
+    """The ModelInferResponse of a ModelInferRequest."""
     raw = bool(request.raw_input_contents)
-    response = pb.ModelInferResponse(model_name=model, model_version=str(version),
+    response = V2.ModelInferResponse(model_name=model, model_version=str(version),
                                      id=request.id)
     for name in wanted:
         array = outputs[name]
@@ -129,7 +129,7 @@ def encode_response(model: str, version: int, request: pb.ModelInferRequest, out
     return response
 
 
-def _fill_contents(contents: pb.InferTensorContents, array: np.ndarray, datatype: str,
+def _fill_contents(contents, array: np.ndarray, datatype: str,
                    name: str) -> None:
     field = CONTENTS.get(datatype)
     if field is None:
@@ -139,6 +139,6 @@ def _fill_contents(contents: pb.InferTensorContents, array: np.ndarray, datatype
     getattr(contents, field).extend(flat.tolist() if flat.dtype != object else list(flat))
 
 
-def tensor_metadata(spec) -> pb.ModelMetadataResponse.TensorMetadata:
-    return pb.ModelMetadataResponse.TensorMetadata(
+def tensor_metadata(spec: TensorInfo):
+    return V2.ModelMetadataResponse.TensorMetadata(
         name=spec.name, datatype=v2_tensors.datatype_of(spec), shape=v2_tensors.shape_of(spec))

@@ -18,12 +18,11 @@ import time
 from collections.abc import AsyncIterator
 
 import grpc
-from tritonclient.grpc import service_pb2 as pb
-from tritonclient.grpc import service_pb2_grpc
 
 from app.codecs import v2_grpc
 from app.errors import ServingError
 from app.grpc_api.calls import Call, check_key, code_of, rpc
+from app.grpc_api.protos import V2
 from app.models.manager import ModelManager
 from app.serving.predict import PredictCore
 from app.serving.readiness import readiness
@@ -43,55 +42,49 @@ def version_of(manager: ModelManager, model: str, text: str) -> int | None:
     return int(text) if text.isdigit() else manager.version_for_label(model, text)
 
 
-class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
+class InferenceService:
     def __init__(self, core: PredictCore, board: WorkerBoard | None, version: str):
         self.core = core
         self.board = board
         self.version = version
 
     @rpc(SERVICE + "ServerLive", protected=False)
-    async def ServerLive(self, request: pb.ServerLiveRequest, call: Call
-                         ) -> pb.ServerLiveResponse:
-        return pb.ServerLiveResponse(live=True)
+    async def ServerLive(self, request, call: Call):
+        return V2.ServerLiveResponse(live=True)
 
     @rpc(SERVICE + "ServerReady", protected=False)
-    async def ServerReady(self, request: pb.ServerReadyRequest, call: Call
-                          ) -> pb.ServerReadyResponse:
+    async def ServerReady(self, request, call: Call):
         is_ready, _ = readiness(self.core.manager, self.board)
-        return pb.ServerReadyResponse(ready=is_ready)
+        return V2.ServerReadyResponse(ready=is_ready)
 
     @rpc(SERVICE + "ServerMetadata", protected=False)
-    async def ServerMetadata(self, request: pb.ServerMetadataRequest, call: Call
-                             ) -> pb.ServerMetadataResponse:
-        return pb.ServerMetadataResponse(name=SERVER_NAME, version=self.version,
+    async def ServerMetadata(self, request, call: Call):
+        return V2.ServerMetadataResponse(name=SERVER_NAME, version=self.version,
                                          extensions=EXTENSIONS)
 
     @rpc(SERVICE + "ModelReady")
-    async def ModelReady(self, request: pb.ModelReadyRequest, call: Call
-                         ) -> pb.ModelReadyResponse:
+    async def ModelReady(self, request, call: Call):
         manager = self.core.manager
         servable = manager.get(request.name, version_of(manager, request.name, request.version))
-        return pb.ModelReadyResponse(ready=servable.healthy)
+        return V2.ModelReadyResponse(ready=servable.healthy)
 
     @rpc(SERVICE + "ModelMetadata")
-    async def ModelMetadata(self, request: pb.ModelMetadataRequest, call: Call
-                            ) -> pb.ModelMetadataResponse:
+    async def ModelMetadata(self, request, call: Call):
         manager = self.core.manager
         servable = manager.get(request.name, version_of(manager, request.name, request.version))
         signature = servable.signature(DEFAULT_SIGNATURE)
-        return pb.ModelMetadataResponse(
+        return V2.ModelMetadataResponse(
             name=servable.name, platform=PLATFORM,
             versions=[str(v) for v in sorted(manager.servables.get(servable.name, {}))],
             inputs=[v2_grpc.tensor_metadata(s) for s in signature.inputs.values()],
             outputs=[v2_grpc.tensor_metadata(s) for s in signature.outputs.values()])
 
     @rpc(SERVICE + "ModelInfer")
-    async def ModelInfer(self, request: pb.ModelInferRequest, call: Call
-                         ) -> pb.ModelInferResponse:
+    async def ModelInfer(self, request, call: Call):
         return await self._infer(request, call.started, call.deadline)
 
-    async def _infer(self, request: pb.ModelInferRequest, started: float,
-                     deadline: float | None) -> pb.ModelInferResponse:
+    async def _infer(self, request: V2.ModelInferRequest, started: float,
+                     deadline: float | None) -> V2.ModelInferResponse:
         core = self.core
         settings = core.settings
         version = version_of(core.manager, request.model_name, request.model_version)
@@ -105,26 +98,26 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
             return v2_grpc.encode_response(predict.servable.name, predict.servable.version,
                                            request, outputs, wanted, predict.signature)
 
-    async def ModelStreamInfer(self, requests: AsyncIterator[pb.ModelInferRequest],
+    async def ModelStreamInfer(self, requests: AsyncIterator[V2.ModelInferRequest],
                                context: grpc.aio.ServicerContext
-                               ) -> AsyncIterator[pb.ModelStreamInferResponse]:
+                               ) -> AsyncIterator[V2.ModelStreamInferResponse]:
         """Each request of the stream runs as it arrives (so they batch with each other and
         with other calls); answers go back as they finish, an error as `error_message`."""
         try:
             check_key(self.core, dict(context.invocation_metadata() or ()))
         except ServingError as err:
             await context.abort(code_of(err, False), err.message)
-        answers: asyncio.Queue[pb.ModelStreamInferResponse | None] = asyncio.Queue()
+        answers: asyncio.Queue[V2.ModelStreamInferResponse | None] = asyncio.Queue()
         running: set[asyncio.Task] = set()
 
-        async def answer(request: pb.ModelInferRequest, started: float) -> None:
+        async def answer(request: V2.ModelInferRequest, started: float) -> None:
             try:
                 response = await self._infer(request, started, None)
-                await answers.put(pb.ModelStreamInferResponse(infer_response=response))
+                await answers.put(V2.ModelStreamInferResponse(infer_response=response))
             except ServingError as err:
-                await answers.put(pb.ModelStreamInferResponse(
+                await answers.put(V2.ModelStreamInferResponse(
                     error_message=f"{code_of(err, False).name}: {err.message}",
-                    infer_response=pb.ModelInferResponse(id=request.id)))
+                    infer_response=V2.ModelInferResponse(id=request.id)))
 
         async def read() -> None:
             async for request in requests:

@@ -18,10 +18,15 @@ from collections.abc import Callable
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
-from grpc_reflection.v1alpha import reflection
-from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
-from tritonclient.grpc import service_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2
+from tensorflow_serving.apis import (
+    model_service_pb2,
+    model_service_pb2_grpc,
+    prediction_service_pb2,
+    prediction_service_pb2_grpc,
+)
 
+from app.grpc_api import protos
 from app.grpc_api.inference import InferenceService
 from app.grpc_api.tfserving import ModelService, PredictionService
 from app.serving.predict import PredictCore
@@ -87,11 +92,14 @@ class GrpcServer:
         prediction, model, inference = self.services
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(prediction, server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(model, server)
-        service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(inference, server)
+        protos.add_service(server, protos.V2_SERVICE, inference)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        for file in (prediction_service_pb2.DESCRIPTOR, model_service_pb2.DESCRIPTOR,
+                     health_pb2.DESCRIPTOR, reflection_pb2.DESCRIPTOR):
+            protos.add_file(file)  # reflection answers from one pool: tfserve's
         reflection.enable_server_reflection(
             (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-             reflection.SERVICE_NAME), server)
+             reflection.SERVICE_NAME), server, pool=protos.POOL)
         return server
 
     async def start(self) -> None:
