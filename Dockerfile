@@ -11,8 +11,10 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app app
 COPY training training
-# tensorflow-serving-api without deps: it requires the `tensorflow` distribution by name, and
-# tensorflow-cpu is the same package under another one
+# The runtime deps come from pyproject (grpcio, grpcio-health-checking, grpcio-reflection and
+# tritonclient[grpc] for the gRPC server among them); tensorflow-serving-api (TF Serving's
+# protos: its gRPC services, model config, warm-up records) without deps: it requires the
+# `tensorflow` distribution by name, and tensorflow-cpu is the same package under another one
 RUN /opt/venv/bin/pip install --no-compile ".[${FLAVOUR}]" \
  && /opt/venv/bin/pip install --no-compile --no-deps "tensorflow-serving-api==2.21.0" \
  && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} + \
@@ -28,10 +30,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     KERAS_HOME=/keras \
     TFSERVE_MODEL_DIR=/models \
     TFSERVE_PORT=8089 \
+    TFSERVE_GRPC_PORT=8500 \
     TFSERVE_WORKERS=auto
 USER tfserve
 WORKDIR /home/tfserve
-EXPOSE 8089
+# HTTP, and gRPC (TF Serving's port; TFSERVE_GRPC_PORT=0 turns it off)
+EXPOSE 8089 8500
 VOLUME ["/models"]
 HEALTHCHECK --interval=10s --timeout=3s --start-period=180s --retries=3 \
   CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8089/readyz', timeout=2)"]

@@ -4,9 +4,12 @@ Needs ../shared/tools/swarm-sandbox (or any swarm whose manager is the local eng
 second node reachable as `swarm-sandbox docker2` for copying images). Not part of `make test`.
 
 Builds the image and a models image (deploy/models.Dockerfile), puts both on the two nodes,
-deploys deploy/stack.yml, and runs 64 connections of mnist predictions from the host against
-the proxy on node 1 through every step:
-  1. spread: both nodes' replicas answer through the proxy;
+deploys deploy/stack.yml, checks gRPC through the proxy of each node (health, TF Serving's
+Predict, Triton's client: deploy/grpc_check.py), and runs 64 connections of mnist predictions
+from the host against the proxy on node 1, with 4 gRPC clients calling TF Serving's Predict
+beside them (each on one connection, a call every 50 ms or so, retrying UNAVAILABLE as the
+README says) through every step:
+  1. spread: both nodes' replicas answer through the proxy, HTTP and gRPC;
   2. rolling update to a new image tag (start-first, readiness healthcheck);
   3. scaling 2 -> 4 -> 1 -> 2;
   4. node 2 killed (swarm-sandbox node2-stop): failed requests, time until the swarm has
@@ -15,6 +18,7 @@ the proxy on node 1 through every step:
   5. docker stack rm: every api container exits 0 after SIGTERM (drained), and no request
      the proxy accepted is cut (no 5xx; requests made after the proxy stopped accepting
      fail to connect, and are counted apart).
+A failed gRPC call (after its client's retries) fails a step as a failed request does.
 Prints a markdown table and writes the figures to --out (JSON).
 """
 
@@ -33,12 +37,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import grpc
+import grpc_check
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 SWARM = ROOT.parent / "shared" / "tools" / "swarm-sandbox"
 STACK = "tfserve"
 NODE2 = "swarm2"  # the sandbox's second node; the first is this machine
+NODE2_IP = "10.210.0.2"  # where node 2's host-mode ports are (node 1's: 127.0.0.1)
 API = f"{STACK}_api"
 BODY = {"instances": [[0.0] * 784]}
 
@@ -61,7 +68,7 @@ def swarm(*args: str) -> str:
 class Outcome:
     at: float  # when the answer (or the error) came
     status: int | str  # HTTP status, or the transport error's name
-    upstream: str = ""
+    upstream: str = ""  # the replica that answered; for an error, what the client said
 
 
 class Load:
@@ -94,7 +101,7 @@ class Load:
                 outcome = Outcome(time.monotonic(), response.status_code,
                                   response.headers.get("x-upstream", ""))
             except httpx.HTTPError as err:
-                outcome = Outcome(time.monotonic(), type(err).__name__)
+                outcome = Outcome(time.monotonic(), type(err).__name__, f"{err}"[:200])
                 await asyncio.sleep(0.05)  # a refused connection must not spin
             self.outcomes.append(outcome)
 
@@ -109,23 +116,87 @@ class Load:
         return buckets
 
 
+class GrpcLoad:
+    """`clients` gRPC clients calling TF Serving's Predict (one mnist row), each on a channel
+    (one HTTP/2 connection to the proxy) of its own, with the retry policy on UNAVAILABLE,
+    `pause` seconds between calls: traffic to watch, beside the HTTP load that saturates (back
+    to back, 4 gRPC clients weighed as much as the 64 HTTP connections on this 2-core machine,
+    and new tasks, starved, took over 10 minutes to turn healthy when scaling to 4).
+    Outcomes: status 200 for OK (as Load's), else the gRPC code's name."""
+
+    def __init__(self, target: str, clients: int = 4, pause: float = 0.05):
+        self.target, self.pause = target, pause
+        self.outcomes: list[Outcome] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._client, daemon=True)
+                         for _ in range(clients)]
+
+    def __enter__(self) -> GrpcLoad:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def _client(self) -> None:
+        with grpc_check.channel(self.target) as ch:
+            stub = grpc_check.prediction_stub(ch)
+            while not self._stop.is_set():
+                try:
+                    _, upstream = grpc_check.mnist_digit(stub, timeout=60)
+                    outcome = Outcome(time.monotonic(), 200, upstream)
+                except grpc.RpcError as err:
+                    outcome = Outcome(time.monotonic(), err.code().name,
+                                      f"{err.details()}"[:200])
+                self.outcomes.append(outcome)
+                time.sleep(self.pause)
+
+    def between(self, start: float, end: float) -> list[Outcome]:
+        return [o for o in self.outcomes if start <= o.at < end]
+
+
+GRPC: GrpcLoad | None = None  # the gRPC clients of the run, counted in every Step
+
+
+def tally(outcomes: list[Outcome]) -> tuple[int, dict[str, int], list[str]]:
+    """Failed count, failures by status, and what the clients said of the first few."""
+    failed = [o for o in outcomes if o.status != 200]
+    statuses = [str(o.status) for o in failed]
+    said = sorted({f"{o.status}: {o.upstream}" for o in failed if not isinstance(o.status, int)})
+    return len(failed), {k: statuses.count(k) for k in sorted(set(statuses))}, said[:5]
+
+
 @dataclass
 class Step:
     name: str
     seconds: float
-    requests: int
+    requests: int  # HTTP
     failed: int
     failures: dict[str, int] = field(default_factory=dict)
     notes: dict[str, object] = field(default_factory=dict)
+    grpc_calls: int = 0
+    grpc_failed: int = 0  # after the clients' own retries
+    grpc_failures: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, name: str, load: Load, start: float, end: float, **notes) -> Step:
         outcomes = load.between(start, end)
-        failed = [str(o.status) for o in outcomes if o.status != 200]
-        step = cls(name, round(end - start, 1), len(outcomes), len(failed),
-                   {k: failed.count(k) for k in sorted(set(failed))}, notes)
-        print(f"  {name}: {step.requests} requests, {step.failed} failed {step.failures} "
-              f"{notes or ''}", flush=True)
+        failed, failures, said = tally(outcomes)
+        if said:
+            notes["errors"] = said
+        step = cls(name, round(end - start, 1), len(outcomes), failed, failures, notes)
+        if GRPC is not None:
+            calls = GRPC.between(start, end)
+            step.grpc_calls = len(calls)
+            step.grpc_failed, step.grpc_failures, said = tally(calls)
+            if said:
+                notes["grpc_errors"] = said
+        print(f"  {name}: {step.requests} requests, {step.failed} failed {step.failures}; "
+              f"gRPC {step.grpc_calls} calls, {step.grpc_failed} failed "
+              f"{step.grpc_failures} {notes or ''}", flush=True)
         return step
 
 
@@ -207,25 +278,52 @@ def build_images(models_dir: Path, models: list[str], tag: str, base: bool = Tru
     return tag
 
 
-def deploy(image: str, port: int) -> float:
+def deploy(image: str, port: int, grpc_port: int) -> float:
     started = time.monotonic()
     sh("docker", "stack", "deploy", "--resolve-image", "never", "-c",
        str(ROOT / "deploy" / "stack.yml"), STACK,
-       env={"TFSERVE_IMAGE": image, "PORT": str(port), "API_REPLICAS": "2"})
+       env={"TFSERVE_IMAGE": image, "PORT": str(port), "GRPC_PORT": str(grpc_port),
+            "API_REPLICAS": "2"})
     wait(lambda: converged(2), 600, "2 healthy api tasks")
     url = f"http://127.0.0.1:{port}"
     wait(lambda: httpx.get(url + "/readyz", timeout=2).status_code == 200, 120, "the proxy")
     return time.monotonic() - started
 
 
+def grpc_through_each_proxy(port: int) -> Step:
+    """Before the load: gRPC's health, TF Serving's Predict and Triton's client through the
+    proxy of each node; the Predict calls on one connection reach both nodes' replicas."""
+    start = time.monotonic()
+    found: dict[str, object] = {}
+    for node, host in (("node 1", "127.0.0.1"), ("node 2", NODE2_IP)):
+        target = f"{host}:{port}"
+        wait(lambda t=target: grpc_check.health(t) == "SERVING", 120, f"gRPC health at {target}")
+        with grpc_check.channel(target) as ch:
+            stub = grpc_check.prediction_stub(ch)
+            answers = [grpc_check.mnist_digit(stub) for _ in range(20)]
+        where = upstream_nodes([Outcome(0, 200, upstream) for _, upstream in answers])
+        if NODE2 not in where or len(where) < 2:
+            raise AssertionError(f"gRPC through {node}'s proxy reached {where} only")
+        found[node] = {"digit": answers[0][0], "replicas_on": sorted(where),
+                       "triton_digits": grpc_check.triton_mnist(target)}
+    step = Step("gRPC through each node's proxy", round(time.monotonic() - start, 1),
+                0, 0, {}, found, grpc_calls=40)
+    print(f"  {step.name}: {found}", flush=True)
+    return step
+
+
 def spread(load: Load) -> Step:
     start = time.monotonic()
     time.sleep(15)
     nodes = upstream_nodes(load.between(start, time.monotonic()))
+    grpc_nodes = upstream_nodes(GRPC.between(start, time.monotonic())) if GRPC else set()
     step = Step.of("both nodes answer", load, start, time.monotonic(),
-                   nodes=sorted(nodes), tasks=[t["node"] for t in running_tasks()])
+                   nodes=sorted(nodes), grpc_nodes=sorted(grpc_nodes),
+                   tasks=[t["node"] for t in running_tasks()])
     if NODE2 not in nodes or len(nodes) < 2:
         raise AssertionError(f"answers came from {nodes} only")
+    if GRPC and (NODE2 not in grpc_nodes or len(grpc_nodes) < 2):
+        raise AssertionError(f"gRPC answers came from {grpc_nodes} only")
     return step
 
 
@@ -321,6 +419,7 @@ def main() -> None:
     parser.add_argument("--models", default="mnist,imdb_sentiment",
                         help="models baked into the image (comma-separated)")
     parser.add_argument("--port", type=int, default=18089)
+    parser.add_argument("--grpc-port", type=int, default=18500)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "swarm.json")
     parser.add_argument("--keep", action="store_true", help="leave the swarm up after")
     parser.add_argument("--no-build", action="store_true",
@@ -331,11 +430,14 @@ def main() -> None:
                          base=not args.no_build)
     sh("docker", "stack", "rm", STACK, check=False)
     wait(lambda: not stack_containers("docker"), 120, "old stack gone")
-    deployed_s = deploy(image, args.port)
+    deployed_s = deploy(image, args.port, args.grpc_port)
     print(f"deployed, 2 replicas healthy in {deployed_s:.0f} s", flush=True)
     steps: list[Step] = []
+    global GRPC
     try:
-        with Load(f"http://127.0.0.1:{args.port}") as load:
+        steps.append(grpc_through_each_proxy(args.grpc_port))
+        with Load(f"http://127.0.0.1:{args.port}") as load, \
+                GrpcLoad(f"127.0.0.1:{args.grpc_port}") as GRPC:
             time.sleep(5)
             steps.append(spread(load))
             steps.append(rolling_update(load, image))
@@ -349,11 +451,15 @@ def main() -> None:
         if not args.keep:
             sh("docker", "stack", "rm", STACK, check=False)
             swarm("down")
-    print("\n| step | seconds | requests | failed | figures |\n|---|---|---|---|---|")
+    print("\n| step | seconds | requests | failed | gRPC calls | failed | figures |\n"
+          "|---|---|---|---|---|---|---|")
     for s in steps:
         print(f"| {s.name} | {s.seconds} | {s.requests} | {s.failed} {s.failures or ''} "
+              f"| {s.grpc_calls} | {s.grpc_failed} {s.grpc_failures or ''} "
               f"| {', '.join(f'{k}: {v}' for k, v in s.notes.items())} |")
-    failed = [s for s in steps if s.failed and s.name != "docker stack rm"]
+    # at `stack rm`, the proxies go too: calls made after they stopped accepting fail, gRPC's
+    # as HTTP's (only HTTP tells a request cut in flight, a 5xx, from one refused)
+    failed = [s for s in steps if (s.failed or s.grpc_failed) and s.name != "docker stack rm"]
     cut = next((s.notes["cut_in_flight"] for s in steps if s.name == "docker stack rm"), 0)
     if failed or cut:
         raise SystemExit(f"requests failed in: {[s.name for s in failed]}; cut at rm: {cut}")

@@ -18,6 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from app.settings import Settings
 from tests.conftest import ROOT
 
 K8S = ROOT / "deploy" / "k8s"
@@ -41,7 +42,13 @@ def test_kubernetes_manifests_match_the_api_schemas(name, manifest):
 def test_the_schemas_do_reject_a_bad_manifest():
     deployment = next(m for _, m in BUILT_IN if m["kind"] == "Deployment")
     broken = yaml.safe_load(yaml.safe_dump(deployment))
-    broken["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["pth"] = "/"
+    broken["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["pth"] = "/"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+    # a gRPC probe takes a port number, not a port's name
+    broken = yaml.safe_load(yaml.safe_dump(deployment))
+    broken["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["grpc"] = {
+        "port": "grpc"}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
 
@@ -54,10 +61,35 @@ def test_the_deployment_agrees_with_the_server():
     grace = float(env["TFSERVE_SHUTDOWN_GRACE_S"]["value"])
     pre_stop = api["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert pod["terminationGracePeriodSeconds"] > grace + pre_stop
-    assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    ports = {p["name"]: p["containerPort"] for p in api["ports"]}
+    grpc_port = int(env["TFSERVE_GRPC_PORT"]["value"])
+    assert ports["grpc"] == grpc_port == Settings.model_fields["grpc_port"].default  # 8500
+    # readiness and startup through gRPC's health service (SERVING exactly when /readyz is
+    # 200), on the port the server listens on; liveness on HTTP, which loading does not fail
+    for probe in ("startupProbe", "readinessProbe"):
+        assert api[probe]["grpc"] == {"port": grpc_port}, probe
     assert api["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert env["TFSERVE_WORKERS"]["valueFrom"]["resourceFieldRef"]["resource"] == "limits.cpu"
     assert pod["securityContext"]["runAsNonRoot"] is True
+
+
+def test_the_services_carry_the_grpc_port_to_the_pods():
+    deployment = next(m for _, m in BUILT_IN if m["kind"] == "Deployment")
+    (api,) = deployment["spec"]["template"]["spec"]["containers"]
+    container_ports = {p["name"] for p in api["ports"]}
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    services = [m for _, m in BUILT_IN if m["kind"] == "Service"]
+    for service in services:
+        assert service["spec"]["selector"] == selector, service["metadata"]["name"]
+        for port in service["spec"]["ports"]:
+            assert port["targetPort"] in container_ports, (service["metadata"]["name"], port)
+    (main,) = (s for s in services if s["spec"].get("clusterIP") != "None")
+    grpc = next(p for p in main["spec"]["ports"] if p["name"] == "grpc")
+    assert grpc["port"] == 8500 and grpc["appProtocol"] == "kubernetes.io/h2c"
+    assert any(p["name"] == "http" for p in main["spec"]["ports"])
+    # the headless one: every pod's address, for clients that balance calls themselves
+    (headless,) = (s for s in services if s["spec"].get("clusterIP") == "None")
+    assert [p["name"] for p in headless["spec"]["ports"]] == ["grpc"]
 
 
 # KServe -------------------------------------------------------------------------------------
@@ -118,14 +150,41 @@ def test_the_kserve_check_rejects_a_misspelt_field():
         check_against("V1alpha1ServingRuntime", broken, "runtime")
 
 
-def test_the_inference_service_uses_the_runtime_and_its_protocol():
-    runtime = next(m for _, m in KSERVE if m["kind"] == "ServingRuntime")
-    service = next(m for _, m in KSERVE if m["kind"] == "InferenceService")
+RUNTIMES = {m["metadata"]["name"]: m for _, m in KSERVE if m["kind"] == "ServingRuntime"}
+SERVICES = [(n, m) for n, m in KSERVE if m["kind"] == "InferenceService"]
+
+
+@pytest.mark.parametrize("name,service", SERVICES, ids=[n for n, _ in SERVICES])
+def test_the_inference_service_uses_a_runtime_and_its_protocol(name, service):
     model = service["spec"]["predictor"]["model"]
-    assert model["runtime"] == runtime["metadata"]["name"]
+    runtime = RUNTIMES[model["runtime"]]
     assert model["protocolVersion"] in runtime["spec"]["protocolVersions"]
     formats = {f["name"] for f in runtime["spec"]["supportedModelFormats"]}
     assert model["modelFormat"]["name"] in formats
+
+
+def test_there_is_an_http_and_a_grpc_runtime_and_a_service_for_each():
+    protocols = {name: set(r["spec"]["protocolVersions"]) for name, r in RUNTIMES.items()}
+    assert protocols == {"tfserve": {"v1", "v2"}, "tfserve-grpc": {"grpc-v1", "grpc-v2"}}
+    used = {m["spec"]["predictor"]["model"]["runtime"] for _, m in SERVICES}
+    assert used == set(RUNTIMES)
+
+
+def test_the_grpc_runtime_routes_to_the_servers_grpc_port():
+    (container,) = RUNTIMES["tfserve-grpc"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    # KServe (Knative) routes to the one declared port, in cleartext HTTP/2 for the name h2c
+    (port,) = container["ports"]
+    assert port["name"] == "h2c"
+    assert port["containerPort"] == int(env["TFSERVE_GRPC_PORT"])
+    assert container["readinessProbe"]["grpc"] == {"port": port["containerPort"]}
+    assert int(env["TFSERVE_PORT"]) != port["containerPort"]  # HTTP elsewhere, on its own
+    # the HTTP runtime's one port is the server's HTTP port
+    (http,) = RUNTIMES["tfserve"]["spec"]["containers"]
+    (http_port,) = http["ports"]
+    assert http_port["name"] == "http1"
+    assert http_port["containerPort"] == int({e["name"]: e["value"] for e in http["env"]}[
+        "TFSERVE_PORT"])
 
 
 # Swarm --------------------------------------------------------------------------------------
@@ -141,4 +200,21 @@ def test_docker_accepts_the_swarm_stack():
     api = config["services"]["api"]
     assert api["deploy"]["endpoint_mode"] == "dnsrr"
     assert api["deploy"]["update_config"]["order"] == "start-first"
-    assert config["services"]["proxy"]["ports"][0]["mode"] == "host"
+    assert api["environment"]["TFSERVE_GRPC_PORT"] == "8500"  # nginx.conf's grpc_pass port
+    ports = config["services"]["proxy"]["ports"]
+    assert all(p["mode"] == "host" for p in ports)  # no ingress mesh
+    assert {p["target"] for p in ports} == {80, 8500}  # HTTP, and gRPC (nginx.conf)
+
+
+def test_the_proxy_passes_grpc_to_the_replicas_port():
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    assert re.search(r"^\s*listen 8500 http2;", conf, re.M)
+    assert re.search(r"^\s*set \$api_grpc grpc://api:8500;", conf, re.M)
+    assert re.search(r"^\s*grpc_next_upstream [^;]*\berror timeout\b", conf, re.M)
+    grpc_server = conf[conf.index("listen 8500"):]
+    limit = re.search(r"client_max_body_size (\d+)m;", grpc_server)
+    # above the replica's own limit: a message too large gets its RESOURCE_EXHAUSTED
+    assert int(limit.group(1)) * 2**20 > Settings.model_fields["grpc_max_message_bytes"].default
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert compose["services"]["api"]["environment"]["TFSERVE_GRPC_PORT"] == "8500"
+    assert "${GRPC_PORT:-8500}:8500" in compose["services"]["proxy"]["ports"]
