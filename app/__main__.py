@@ -29,6 +29,13 @@ WORKER_HEALTHCHECK_S = 60
 ONE_PROCESS_LOOP = "app.eventloop:new_event_loop"
 
 
+def tls_options(settings: Settings) -> dict[str, str]:
+    """HTTPS on the HTTP port when a certificate is set (gRPC takes the same pair)."""
+    if not settings.tls:
+        return {}
+    return {"ssl_certfile": str(settings.tls_cert_file), "ssl_keyfile": str(settings.tls_key_file)}
+
+
 def serve_one(settings: Settings, log_config: dict) -> None:
     from app.main import create_app  # TensorFlow: only in the process that serves
 
@@ -40,7 +47,7 @@ def serve_one(settings: Settings, log_config: dict) -> None:
                 log_config=log_config, log_level=settings.log_level.lower(),
                 access_log=False,  # app.http_api.access_log writes the same lines, cheaper
                 timeout_graceful_shutdown=settings.shutdown_grace_s,
-                loop=ONE_PROCESS_LOOP)
+                loop=ONE_PROCESS_LOOP, **tls_options(settings))
 
 
 def serve_many(settings: Settings, log_config: dict, workers: int) -> None:
@@ -54,7 +61,7 @@ def serve_many(settings: Settings, log_config: dict, workers: int) -> None:
                     host=settings.host, port=settings.port, log_config=log_config,
                     log_level=settings.log_level.lower(), access_log=False,
                     timeout_graceful_shutdown=settings.shutdown_grace_s,
-                    timeout_worker_healthcheck=WORKER_HEALTHCHECK_S)
+                    timeout_worker_healthcheck=WORKER_HEALTHCHECK_S, **tls_options(settings))
     finally:
         if ours:
             shutil.rmtree(shared, ignore_errors=True)

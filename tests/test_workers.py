@@ -6,6 +6,7 @@ One server for the module (mnist only, an API key, fast polling); the last test 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -112,6 +113,71 @@ def test_api_key_and_limits_hold_in_every_worker(server):
     for _ in range(8):  # fresh connections land on either worker
         response = httpx.post(server.url + PREDICT, json=too_many, headers=AUTH)
         assert response.status_code == 400 and "1024" in response.json()["error"]
+
+
+def listening_pids(port: int) -> set[int]:
+    """Processes holding a socket that listens on TCP `port` (from /proc: Linux)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+                inodes.add(fields[9])
+    pids = set()
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            links = {os.readlink(fd) for fd in fd_dir.iterdir()}
+        except OSError:
+            continue  # gone, or not ours
+        if any(f"socket:[{inode}]" in links for inode in inodes):
+            pids.add(int(fd_dir.parent.name))
+    return pids
+
+
+def test_every_worker_serves_grpc_on_the_one_port(server):
+    """SO_REUSEPORT: each worker has a listening socket of its own on the gRPC port, the
+    kernel spreads new connections over them, and /metrics counts every worker's calls."""
+    import grpc
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    port = int(server.url.grpc.rsplit(":", 1)[1])
+    assert set(server.worker_pids()) <= listening_pids(port)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "mnist"
+    request.inputs["image_input"].CopyFrom(tf.make_tensor_proto(np.zeros((1, 784), np.float32)))
+    before, by_worker = requests_counted(server.url), requests_by_worker(server.shared)
+    calls = 0
+
+    def both_answered() -> bool:
+        nonlocal calls
+        for _ in range(8):  # a new connection each: the kernel picks the worker
+            with grpc.insecure_channel(server.url.grpc) as channel:
+                stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+                reply = stub.Predict(request, timeout=30, metadata=[("x-api-key", KEY)])
+            assert tf.make_ndarray(reply.outputs["prediction"]).shape == (1, 10)
+            calls += 1
+        now = requests_by_worker(server.shared)
+        return all(now.get(str(pid), 0) > by_worker.get(str(pid), 0)
+                   for pid in server.worker_pids())
+
+    wait_for(both_answered, timeout=60)
+    assert requests_counted(server.url) - before == calls
+
+
+def requests_by_worker(shared: Path) -> dict[str, float]:
+    """mnist's prediction requests counted by each worker, from its own metrics file."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    counts = {}
+    for path in shared.glob("counter_*.db"):
+        values = MmapedDict.read_all_values_from_file(str(path))
+        counts[path.stem.split("_")[1]] = sum(
+            value for key, value, *_ in values
+            if json.loads(key)[1] == "tfserve_requests_total"
+            and json.loads(key)[2].get("model") == "mnist")
+    return counts
 
 
 def test_hot_reload_reaches_every_worker(server, models_dir):

@@ -90,6 +90,10 @@ def _from_contents(tensor, shape: tuple[int, ...], dtype: str, datatype: str) ->
     if field is None:
         raise InvalidInput(f"input {tensor.name!r}: {datatype} has no typed contents; send it "
                            "as raw_input_contents")
+    stray = [f.name for f, _ in tensor.contents.ListFields() if f.name != field]
+    if stray:
+        raise InvalidInput(f"input {tensor.name!r}: {datatype} travels in contents.{field}, "
+                           f"not in {', '.join(stray)}")
     values = getattr(tensor.contents, field)
     if dtype == "string":
         flat = np.array(list(values), dtype=object)

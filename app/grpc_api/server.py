@@ -13,6 +13,7 @@ and call everything without the .proto files.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import grpc
@@ -124,4 +125,7 @@ class GrpcServer:
         """No new calls; those in flight get `grace_s` to finish (then they are cancelled)."""
         await self.health.stop()
         if self.server is not None:
+            started = time.monotonic()
             await self.server.stop(grace_s)
+            log.info("gRPC server stopped: calls in flight finished in %.1f s (grace %.0f s)",
+                     time.monotonic() - started, grace_s)

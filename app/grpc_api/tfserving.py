@@ -139,6 +139,11 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
             sources = model_config.sources_of(request.config, folder, "the reloaded config")
         except model_config.ModelConfigError as err:
             raise InvalidInput(str(err)) from None
+        missing = [f"{s.name!r} ({s.base_path})" for s in sources.values()
+                   if not s.base_path.is_dir()]
+        if missing:  # TF Serving's reload fails too when a model cannot load
+            raise InvalidInput(f"no model folder at the base path of {', '.join(missing)}; "
+                               "the config in force is unchanged")
         repository.apply_config(sources)
         await core.manager.poll()
         return model_management_pb2.ReloadConfigResponse()
