@@ -18,7 +18,7 @@ export KERAS_HOME ?= $(CURDIR)/.keras
 OFFLINE_DATA ?= $(CURDIR)/../shared/keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install keras-cache models models-full serve test test-long test-all lint clean compose-test swarm-test browser-test \
+.PHONY: install keras-cache models models-full serve test test-long test-all lint clean compose-test swarm-test browser-test bench-grpc \
 	fuzz overload soak bench profile
 
 install: $(VENV)/.installed
@@ -85,6 +85,10 @@ bench: models
 	$(VENV)/bin/pip install -q -e '.[$(FLAVOUR),dev,bench]'
 	$(PY) -m bench run --models-dir $(MODELS_DIR) $(if $(BENCH_IMAGE),--image $(BENCH_IMAGE)) \
 		--docs docs/BENCHMARKS.md
+
+# gRPC against the JSON route (h2load and wrk: apt-get install nghttp2-client wrk)
+bench-grpc: models
+	$(PY) -m bench.grpc --models-dir $(MODELS_DIR) --docs docs/BENCHMARKS.md
 
 # py-spy samples of the server under mnist load (ROUTED=1: through FastAPI's router)
 profile: models

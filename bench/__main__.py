@@ -84,7 +84,8 @@ def publish(text: str, out: Path, docs: Path | None) -> None:
                   "and supersede these where "
                   "they differ.\n\n")
         docs.parent.mkdir(parents=True, exist_ok=True)
-        docs.write_text(header + text)
+        kept = markdown_report.sections(docs.read_text()) if docs.exists() else ""
+        docs.write_text(header + text + kept)  # e.g. bench.grpc's section
     print(text)
 
 

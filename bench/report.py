@@ -180,3 +180,29 @@ def markdown(report: Report) -> str:
         "## The model in-process (the physical limit: no HTTP, no JSON)", "", *in_process, "",
         "## Scenarios", "", *tables(report),
         f"Resident memory after the runs: {memory}.", ""])
+
+
+def section_marks(name: str) -> tuple[str, str]:
+    return f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
+
+
+def sections(text: str) -> str:
+    """The marked sections of a document (written by other bench commands), to keep when the
+    main report rewrites it."""
+    import re
+
+    return "".join(f"\n{m.group(0)}\n" for m in re.finditer(
+        r"<!-- (\w+): begin -->.*?<!-- \1: end -->", text, flags=re.S))
+
+
+def replace_section(doc: Path, name: str, body: str) -> None:
+    """Write `body` as the marked section `name` of `doc`, in place or at its end."""
+    begin, end = section_marks(name)
+    text = doc.read_text() if doc.exists() else ""
+    block = f"{begin}\n{body.rstrip()}\n{end}"
+    if begin in text:
+        before, rest = text.split(begin, 1)
+        text = before + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    doc.write_text(text)

@@ -79,8 +79,7 @@ def test_the_readme_examples_run_against_a_live_server(shared_server, tmp_path):
 def oip_blocks() -> list[tuple[str, str]]:
     """(language, code) of each fenced block of the README's Open Inference Protocol section."""
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### Open Inference Protocol"):
-                     readme.index("### Models, versions")]
+    section = readme[readme.index("### Open Inference Protocol"):readme.index("### gRPC\n")]
     return re.findall(r"```(bash|python)\n(.*?)```", section, flags=re.S)
 
 
@@ -110,6 +109,26 @@ def test_the_readme_v2_examples_run_against_a_live_server(shared_server, tmp_pat
                                 cwd=tmp_path, text=True, capture_output=True, timeout=120)
         assert result.returncode == 0, (code, result.stdout, result.stderr)
         assert result.stdout.strip(), code
+
+
+def test_the_readme_grpc_examples_run_against_a_live_server(shared_server, tmp_path):
+    """Each block in a fresh interpreter: tritonclient.grpc cannot share one with kserve."""
+    import subprocess
+    import sys
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### gRPC\n"):readme.index("### The model pages")]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) == 2 and all("localhost:8500" in code for code in blocks)
+    printed = []
+    for code in blocks:
+        result = subprocess.run([sys.executable, "-c", code.replace(
+            "localhost:8500", shared_server.grpc)], cwd=tmp_path, text=True,
+            capture_output=True, timeout=120)
+        assert result.returncode == 0, (code, result.stderr[-3000:])
+        printed.append(result.stdout)
+    assert re.search(r"b'(positive|negative)'", printed[0]), printed[0]
+    assert re.fullmatch(r"\[\d\]\n", printed[1]), printed[1]  # one digit
 
 
 def test_the_readme_model_config_and_label_examples_run(models_dir, tmp_path):
