@@ -165,6 +165,7 @@ def replica_stopped(env: dict, target: str, clients: int = 4) -> dict[str, objec
     policy covers an UNAVAILABLE; no call may fail."""
     outcomes: list[str] = []
     tried_twice = []  # calls nginx handed to a second replica (x-upstream "a, b")
+    details: list[str] = []  # what the client was told of a failed call
     stop = threading.Event()
 
     def client() -> None:
@@ -178,6 +179,7 @@ def replica_stopped(env: dict, target: str, clients: int = 4) -> dict[str, objec
                         tried_twice.append(upstream)
                 except grpc.RpcError as err:
                     outcomes.append(err.code().name)
+                    details.append(f"{err.code().name}: {err.details()}"[:200])
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for thread in threads:
@@ -194,7 +196,8 @@ def replica_stopped(env: dict, target: str, clients: int = 4) -> dict[str, objec
     failed = {code: outcomes.count(code) for code in set(outcomes) - {"OK"}}
     exit_code = sh("docker", "inspect", "-f", "{{.State.ExitCode}}", victim, capture=True)
     report = {"calls": len(outcomes), "failed": failed, "stop_s": round(stop_s, 1),
-              "exit_code": int(exit_code), "placed_by_nginx_on_a_second_try": len(tried_twice)}
+              "exit_code": int(exit_code), "placed_by_nginx_on_a_second_try": len(tried_twice),
+              "errors": sorted(set(details))[:5]}
     assert not failed and outcomes.count("OK") > 0, report
     return report
 

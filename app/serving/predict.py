@@ -10,6 +10,7 @@ that decode otherwise (uploads, binary tensors) use the call directly.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -115,7 +116,9 @@ class PredictCall:
         if error is None:
             status = "ok"
         else:
-            status = str(error.status) if isinstance(error, ServingError) else "error"
+            status = (str(error.status) if isinstance(error, ServingError)
+                      else "cancelled" if isinstance(error, asyncio.CancelledError)  # client gone
+                      else "error")
         latency = time.perf_counter() - self.started
         self.core.metrics.observe_request(
             (servable.name, str(servable.version), self.signature_name), status, latency)
