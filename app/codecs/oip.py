@@ -149,16 +149,8 @@ def decode_inputs(request: InferRequest, signature: SignatureInfo, max_instances
     if offset != len(request.binary):
         raise InvalidInput(f"the body has {len(request.binary)} binary bytes but the inputs' "
                            f"binary_data_size add up to {offset}")
-    if len(arrays) != len(signature.inputs):  # every name in arrays is the signature's
-        missing = sorted(set(signature.inputs) - set(arrays))
-        raise InvalidInput(f"missing inputs {missing}; signature {signature.name!r} "
-                           "takes " + v2_tensors.describe_inputs(signature))
-    count = v2_tensors.shared_rows(arrays)
-    if count == 0:
-        raise InvalidInput("the batch is empty: send at least one row")
-    if count > max_instances:
-        raise InvalidInput(f"{count} rows in one request; the limit is {max_instances}")
-    return arrays, count
+    return arrays, v2_tensors.batch_rows(arrays, signature, max_instances,
+                                         v2_tensors.describe_inputs)
 
 
 def _input_spec(tensor: Any, position: int, signature: SignatureInfo) -> tuple[str, TensorInfo]:

@@ -66,16 +66,7 @@ def decode_inputs(inputs: Mapping[str, tensor_pb2.TensorProto], signature: Signa
                 check_image_size(element, max_image_pixels, f"input {name!r}")
         rest.check_shape(array, spec)
         arrays[name] = array
-    if len(arrays) != len(signature.inputs):
-        missing = sorted(set(signature.inputs) - set(arrays))
-        raise InvalidInput(f"missing inputs {missing}; signature {signature.name!r} takes "
-                           + describe(signature))
-    rows = v2_tensors.shared_rows(arrays)
-    if rows == 0:
-        raise InvalidInput("the batch is empty: send at least one row")
-    if rows > max_instances:
-        raise InvalidInput(f"{rows} rows in one request; the limit is {max_instances}")
-    return arrays, rows
+    return arrays, v2_tensors.batch_rows(arrays, signature, max_instances, describe)
 
 
 def describe(signature: SignatureInfo) -> str:

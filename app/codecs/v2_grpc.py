@@ -73,16 +73,8 @@ def decode_inputs(request, signature: SignatureInfo, max_instances: int,
             array = _from_contents(tensor, shape, spec.dtype, datatype)
         check_shape(array, spec)
         arrays[name] = array
-    if len(arrays) != len(signature.inputs):
-        missing = sorted(set(signature.inputs) - set(arrays))
-        raise InvalidInput(f"missing inputs {missing}; signature {signature.name!r} takes "
-                           + v2_tensors.describe_inputs(signature))
-    rows = v2_tensors.shared_rows(arrays)
-    if rows == 0:
-        raise InvalidInput("the batch is empty: send at least one row")
-    if rows > max_instances:
-        raise InvalidInput(f"{rows} rows in one request; the limit is {max_instances}")
-    return arrays, rows
+    return arrays, v2_tensors.batch_rows(arrays, signature, max_instances,
+                                         v2_tensors.describe_inputs)
 
 
 def _from_contents(tensor, shape: tuple[int, ...], dtype: str, datatype: str) -> np.ndarray:

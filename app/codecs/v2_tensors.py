@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Callable
 
 import numpy as np
 
@@ -46,6 +47,22 @@ def shared_rows(arrays: Arrays) -> int:
         rows = {name: array.shape[0] if array.ndim else None for name, array in arrays.items()}
         raise InvalidInput(f"inputs must share their first (batch) dimension: {rows}")
     return next(iter(counts))
+
+
+def batch_rows(arrays: Arrays, signature: SignatureInfo, max_instances: int,
+               takes: Callable[[SignatureInfo], str]) -> int:
+    """The rows of a request's decoded inputs, once every input of `signature` is there and
+    they share a first dimension within the limit; `takes` words the inputs for the error."""
+    if len(arrays) != len(signature.inputs):  # every name in arrays is the signature's
+        missing = sorted(set(signature.inputs) - set(arrays))
+        raise InvalidInput(f"missing inputs {missing}; signature {signature.name!r} takes "
+                           + takes(signature))
+    rows = shared_rows(arrays)
+    if rows == 0:
+        raise InvalidInput("the batch is empty: send at least one row")
+    if rows > max_instances:
+        raise InvalidInput(f"{rows} rows in one request; the limit is {max_instances}")
+    return rows
 
 
 def describe_inputs(signature: SignatureInfo) -> str:
