@@ -1,6 +1,8 @@
 """The gRPC server's own guarantees, each on a server started for it: the API key, message
 limits, TLS, reloading the model config, the codes of a failing or overloaded model, the
-client's deadline in admission, and SIGTERM draining calls in flight."""
+client's deadline in admission, and SIGTERM draining calls in flight. The servers of the
+last four are long tests (`make test-long`); the error -> code mapping they rely on is
+tested without a server in tests/test_grpc_calls.py."""
 
 from __future__ import annotations
 
@@ -137,6 +139,7 @@ def test_reloading_the_model_config_adds_and_removes_models(models_dir, tmp_path
         assert state("imdb_sentiment") == "AVAILABLE"
 
 
+@pytest.mark.long
 def test_a_failing_model_is_internal_then_its_breaker_unavailable(models_dir, tmp_path):
     flaky = Flaky(tmp_path, models_dir)
     with running_server(flaky.models, poll_interval_s=0, breaker_failures=2,
@@ -182,6 +185,7 @@ def inception_calls(target: str, count: int, images: int, timeout: float | None 
                                  range(count)))
 
 
+@pytest.mark.long
 def test_the_clients_deadline_is_the_requests_deadline_in_admission(inception_server):
     # admission judges by the measured rate: a few calls past the warm-up measure it
     assert {c for c, _ in inception_calls(inception_server.grpc, 3, 4)} == {grpc.StatusCode.OK}
@@ -220,6 +224,7 @@ def test_sigterm_answers_the_grpc_calls_in_flight(inception_server):
     assert "gRPC server stopped" in inception_server.log.read_text()
 
 
+@pytest.mark.long
 def test_tls_on_both_ports_with_a_self_signed_certificate(models_dir, tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
