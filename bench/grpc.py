@@ -42,7 +42,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench import inprocess, processes, wrk
 from bench.report import replace_section
-from bench.run import example_instance
+from bench.run import batch_totals, example_instance
 
 PREDICT_PATH = "/tensorflow.serving.PredictionService/Predict"
 HEALTH_PATH = "/grpc.health.v1.Health/Check"
@@ -111,21 +111,11 @@ def outcomes(url: str, model: str) -> dict[str, float]:
     return counts
 
 
-def batch_totals(url: str, model: str, signature: str) -> tuple[float, float]:
-    """Rows and model calls of the signature so far."""
-    text = httpx.get(url + "/metrics", timeout=10).text
-    totals = {sample.name: sample.value for family in text_string_to_metric_families(text)
-              if family.name == "tfserve_batch_size" for sample in family.samples
-              if sample.labels.get("model") == model
-              and sample.labels.get("signature") == signature}
-    return totals["tfserve_batch_size_sum"], totals["tfserve_batch_size_count"]
-
-
 def mean_batch(url: str, model: str, signature: str, drive) -> tuple[object, float]:
     """`drive()`'s result, and the rows per model call of the signature meanwhile."""
-    rows, calls = batch_totals(url, model, signature)
+    rows, calls = batch_totals(url, f"{model}/{signature}")
     result = drive()
-    rows_after, calls_after = batch_totals(url, model, signature)
+    rows_after, calls_after = batch_totals(url, f"{model}/{signature}")
     return result, (rows_after - rows) / max(calls_after - calls, 1)
 
 
