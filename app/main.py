@@ -27,7 +27,7 @@ from app.grpc_api.server import GrpcServer
 from app.http_api import openapi, security
 from app.http_api.access_log import AccessLog
 from app.http_api.middleware import BodyLimit, CountRequests
-from app.http_api.routes import PREDICT_ROUTES, PROTOCOLS, ops, ui, v2
+from app.http_api.routes import PREDICT_ROUTES, PROTOCOLS, monitoring, ops, ui, v2
 from app.http_api.routes.table import FastPath, api_router
 from app.metrics import Metrics
 from app.models import loader
@@ -129,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     protected = security.model_route_dependencies(settings)
     app.include_router(ops.catalog, dependencies=protected)
     app.include_router(ui.router, dependencies=protected)
+    app.include_router(monitoring.router, dependencies=protected)
     for module in PROTOCOLS:
         app.include_router(module.router, dependencies=protected)
     app.include_router(api_router(PREDICT_ROUTES, protected))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 LATENCY_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30)
@@ -57,6 +58,13 @@ class Metrics:
         # µs per request, twice; the children of a request's labels are looked up once
         self._counted: dict[tuple[str, ...], Counter] = {}
         self._timed: dict[tuple[str, ...], Histogram] = {}
+        self._computed: list[Collector] = []
+
+    def add_collector(self, collector: Collector) -> None:
+        """Metrics computed at scrape time (monitoring's): with workers, beside the files."""
+        self._computed.append(collector)
+        if self.shared_dir is None:
+            self.registry.register(collector)
 
     def observe_request(self, labels: tuple[str, str, str], status: str,
                         latency_s: float) -> None:
@@ -102,4 +110,6 @@ class Metrics:
             return generate_latest(self.registry)
         merged = CollectorRegistry()
         MultiProcessCollector(merged, path=str(self.shared_dir))
+        for collector in self._computed:
+            merged.register(collector)
         return generate_latest(merged)

@@ -125,6 +125,24 @@ class Settings(BaseSettings):
     request_log_max_bytes: int = Field(
         0, ge=0, description="rotate the request log to `<file>.1` past this size (0: never; "
                              "SIGHUP reopens it for logrotate)")
+    monitoring: bool = Field(
+        True, description="monitor what each signature sees and answers against its training "
+                          "profile (GET /models/{model}/monitoring, tfserve_drift_* metrics)")
+    monitoring_sample_rate: float = Field(
+        1.0, ge=0, le=1, description="share of model calls (batches) folded into monitoring")
+    monitoring_window_rows: PositiveInt = Field(
+        10_000, description="rows in the sliding window drift is measured on (the latest)")
+    monitoring_window_s: float = Field(
+        3600.0, ge=0, description="and rows no older than this (0: no time limit)")
+    monitoring_min_rows: PositiveInt = Field(
+        500, description="rows a window needs before it is rated (state 'too few rows' before)")
+    drift_watch_psi: PositiveFloat = Field(
+        0.1, description="a summary's PSI from which its state is 'watch'")
+    drift_psi: PositiveFloat = Field(
+        0.25, description="a summary's PSI from which its state is 'drift'")
+    confidence_floor: float = Field(
+        0.5, ge=0, le=1, description="answers whose top score is under this count as "
+                                     "low-confidence (for models without a training profile)")
     shutdown_grace_s: PositiveFloat = Field(
         30.0, description="on SIGTERM, how long in-flight requests may take to finish")
     direct_predict: bool = Field(

@@ -25,7 +25,8 @@ import tensorflow as tf
 from training.data import CIFAR10_CLASSES, load_cifar10
 from training.export import Export, Signature
 from training.fitting import fit, hold_out
-from training.signatures import image_classifier, image_examples, png
+from training.monitoring import DataProfile
+from training.signatures import image_classifier, image_examples, image_profile, png
 
 NAME = "cifar10"
 TRANSFER_NAME = "cifar10_transfer"
@@ -33,6 +34,7 @@ BASE_CLASSES = CIFAR10_CLASSES[:8]
 TRANSFER_CLASSES = CIFAR10_CLASSES[8:]
 FROZEN_UP_TO = "drop2"  # conv1..drop2 keep their trained weights in transfer learning
 DENSE_DROPOUT = 0.3
+PROFILE_PER_CLASS = 150  # test images per class the monitoring profile describes
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,18 @@ def _train(model: keras.Model, name: str, classes: tuple[str, ...], profile: Pro
     picture = (val_set[0][0] * 255).round().astype(np.uint8)
     examples = image_examples("image", val_set[0][0], png(picture))
     return Export(name, model, signatures(model, classes), list(classes), metrics, history,
-                  examples=examples, card=card(name, classes))
+                  examples=examples, card=card(name, classes),
+                  profile=monitoring_profile(classes, data))
+
+
+def monitoring_profile(classes: tuple[str, ...], data: Path | None) -> DataProfile:
+    """The monitoring profile, from the first PROFILE_PER_CLASS test images of each class."""
+    _, (pixels, _) = load_cifar10(classes, 1, PROFILE_PER_CLASS, data)
+    return image_profile(
+        f"CIFAR-10 test split, the first {PROFILE_PER_CLASS} images of each of its "
+        f"{len(classes)} classes", pixels.astype(np.float32) / 255.0, pixels,
+        input_name="image", value_range=(0.0, 1.0), output_name="probabilities",
+        labels=classes)
 
 
 def card(name: str, classes: tuple[str, ...] | list[str]) -> dict:

@@ -6,6 +6,8 @@ signature), `assets.extra/summary_outputs.json` (per signature, the outputs that
 prediction up for people: what upload routes and the scoring CLI show),
 `assets.extra/model_card.json` (what people need to read the model: its task, data, what each
 input expects, and a warning when its predictions are not to be trusted),
+`assets.extra/monitoring_profile.json` (the validation data's summaries that prediction
+monitoring compares live traffic with: training.monitoring),
 `assets.extra/tf_serving_warmup_requests` (those examples as TF Serving's warm-up records, a
 TFRecord of PredictionLog protos: TF Serving and tfserve both warm the model up with them)
 and, for trained models, `model.keras` (the Keras model that transfer learning starts from).
@@ -29,6 +31,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from training.monitoring import DataProfile, write_profile
 from training.report import plot_history
 
 
@@ -60,6 +63,9 @@ class Export:
     # "inputs": {signature: {input: what it expects}}, "warning": ...}; the server shows it in
     # its API docs and at /ui, and a warning on every answer.
     card: dict[str, Any] = field(default_factory=dict)
+    # What prediction monitoring compares live traffic with: validation rows per signature
+    # and their summaries (assets.extra/monitoring_profile.json, training.monitoring).
+    profile: DataProfile | None = None
 
 
 def versions(model_dir: Path) -> list[int]:
@@ -88,7 +94,7 @@ def write(export: Export, models_dir: Path, version: int | None = None) -> Path:
                               "to take the next free one")
     staging = Path(tempfile.mkdtemp(prefix=f".{version}.partial-", dir=model_dir))
     try:
-        _write_saved_model(export, staging / "saved")
+        functions = _write_saved_model(export, staging / "saved")
         saved = staging / "saved"
         (saved / "assets").mkdir(exist_ok=True)
         (saved / "assets" / "labels.txt").write_text("".join(f"{x}\n" for x in export.labels))
@@ -101,6 +107,8 @@ def write(export: Export, models_dir: Path, version: int | None = None) -> Path:
                      if sig.summary is not None}
         if summaries:
             (extra / "summary_outputs.json").write_text(json.dumps(summaries))
+        if export.profile is not None:
+            write_profile(extra, export.profile, functions)
         if export.card:
             (extra / "model_card.json").write_text(json.dumps(export.card, indent=2) + "\n")
         metrics = {"model": export.name, "version": version, **export.metrics}
@@ -155,7 +163,9 @@ def write_warmup_requests(path: Path, export: Export) -> None:
             writer.write(record)
 
 
-def _write_saved_model(export: Export, path: Path) -> None:
+def _write_saved_model(export: Export, path: Path) -> dict[str, Callable[[dict], dict]]:
+    """Save; returns each signature's concrete function (what the SavedModel serves) as a
+    call on a dict of arrays by input name."""
     # A plain tf.Module: Keras' ExportArchive stores every variable twice (2.21 / 3.15).
     module = tf.Module()
     module.model = export.model
@@ -163,3 +173,8 @@ def _write_saved_model(export: Export, path: Path) -> None:
     concrete = {name: tf.function(sig.fn, input_signature=sig.inputs).get_concrete_function()
                 for name, sig in export.signatures.items()}
     tf.saved_model.save(module, str(path), signatures=concrete)
+
+    def by_name(function, specs: list[tf.TensorSpec]) -> Callable[[dict], dict]:
+        return lambda arrays: function(*[tf.constant(arrays[s.name]) for s in specs])
+
+    return {name: by_name(concrete[name], sig.inputs) for name, sig in export.signatures.items()}

@@ -12,15 +12,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from training.data import imdb_word_index, load_imdb_reviews
 from training.export import Export, Signature
 from training.fitting import fit, hold_out
-from training.preprocessing import TextEncoder, tokenize_all, vocabulary
+from training.monitoring import (
+    DataProfile,
+    MonitoredSignature,
+    output_summaries,
+    text_summaries,
+    token_id_summaries,
+)
+from training.preprocessing import NON_WORD, OOV, PAD, START, TextEncoder, tokenize_all, vocabulary
 
 NAME = "imdb_sentiment"
 LABELS = ["negative", "positive"]
+PROFILE_PER_CLASS = 500  # test reviews per class the monitoring profile describes
 EXAMPLE_REVIEW = ("One of the best films I have seen this year: a clever story, wonderful "
                   "acting and a soundtrack I still hum. Highly recommended.")
 
@@ -77,7 +86,25 @@ def train(profile: Profile, data: Path | None = None, verbose: int = 2) -> Expor
         "predict_text": {"instances": [{"text": EXAMPLE_REVIEW}]},
     }
     return Export(NAME, model, signatures(model, encoder), LABELS, metrics, history,
-                  track=[encoder.table], examples=examples, card=card(encoder.maxlen))
+                  track=[encoder.table], examples=examples, card=card(encoder.maxlen),
+                  profile=monitoring_profile(vocab, profile.maxlen, data))
+
+
+def monitoring_profile(vocab: dict[str, int], maxlen: int, data: Path | None) -> DataProfile:
+    """The monitoring profile, from the first PROFILE_PER_CLASS test reviews of each class."""
+    texts, _ = load_imdb_reviews("test", PROFILE_PER_CLASS, data)
+    raw = np.array([t.encode() for t in texts], dtype=object)
+    ids = tokenize_all(texts, vocab, maxlen)
+    text_watch, files = text_summaries("text", raw, NON_WORD, set(vocab))
+    return DataProfile(
+        f"IMDB test reviews, the first {PROFILE_PER_CLASS} of each class", {
+            "serving_default": MonitoredSignature(
+                {"token_ids": ids},
+                token_id_summaries("token_ids", ids, PAD, START, OOV)
+                + output_summaries("probability", LABELS)),
+            "predict_text": MonitoredSignature(
+                {"text": raw}, text_watch + output_summaries("probability", LABELS)),
+        }, files)
 
 
 def card(maxlen: int) -> dict:

@@ -17,10 +17,11 @@ import tensorflow as tf
 from training.data import load_mnist
 from training.export import Export, Signature
 from training.fitting import fit, hold_out
-from training.signatures import image_classifier, image_examples, png
+from training.signatures import image_classifier, image_examples, image_profile, png
 
 NAME = "mnist"
 LABELS = [str(d) for d in range(10)]
+PROFILE_EVERY = 5  # the monitoring profile describes every 5th test image (2,000)
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,13 @@ def train(profile: Profile, data: Path | None = None, verbose: int = 2) -> Expor
                            test=test_set)
     digit = x_test[0]
     examples = image_examples("image_input", flatten(digit[None])[0], png(digit))
+    profiled = x_test[::PROFILE_EVERY]  # spread: the split's two halves differ in writers
+    profile = image_profile(
+        f"MNIST test split, every {PROFILE_EVERY}th image ({len(profiled):,})", flatten(profiled),
+        profiled, input_name="image_input", value_range=(0.0, 1.0), output_name="prediction",
+        labels=LABELS)
     return Export(NAME, model, signatures(model), LABELS, metrics, history, examples=examples,
-                  card=CARD)
+                  card=CARD, profile=profile)
 
 
 CARD = {

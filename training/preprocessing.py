@@ -20,8 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 PAD, START, OOV, INDEX_FROM = 0, 1, 2, 3
-_NON_WORD = "[^a-z0-9']+"
-_NON_WORD_BYTES = re.compile(_NON_WORD.encode())
+NON_WORD = "[^a-z0-9']+"  # what splits words, after lower-casing
+_NON_WORD_BYTES = re.compile(NON_WORD.encode())
 
 
 # images -----------------------------------------------------------------------------------
@@ -82,7 +82,7 @@ class TextEncoder(tf.Module):
             default_value=OOV)
 
     def __call__(self, texts: tf.Tensor) -> tf.Tensor:
-        cleaned = tf.strings.regex_replace(tf.strings.lower(texts), _NON_WORD, " ")
+        cleaned = tf.strings.regex_replace(tf.strings.lower(texts), NON_WORD, " ")
         words = tf.strings.split(cleaned)  # ragged [N, None]; split() drops empty strings
         ids = tf.ragged.map_flat_values(self.table.lookup, words)
         start = tf.ones([ids.nrows(), 1], tf.int64) * START

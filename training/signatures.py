@@ -17,6 +17,7 @@ import tensorflow as tf
 from PIL import Image
 
 from training.export import Signature
+from training.monitoring import DataProfile, MonitoredSignature, image_summaries, output_summaries
 from training.preprocessing import decode_images, top_classes
 
 TOP_K = 3
@@ -66,3 +67,21 @@ def image_examples(input_name: str, tensor: np.ndarray | None, image: bytes) -> 
         rounded = np.round(tensor.astype(np.float64), 4).tolist()
         examples["serving_default"] = {"instances": [{input_name: rounded}]}
     return examples
+
+
+def image_profile(data: str, tensors: np.ndarray, pixels: np.ndarray, *, input_name: str,
+                  value_range: tuple[float, float], output_name: str,
+                  labels: Sequence[str]) -> DataProfile:
+    """The monitoring profile of `image_classifier`'s signatures from validation images:
+    `tensors` as `serving_default` takes them, `pixels` (uint8) encoded as PNG files for
+    `predict_image` (whose input, file bytes, gets no input summary: only its answers)."""
+    files = np.array([png(p if p.ndim == 2 or p.shape[-1] == 3 else p[..., 0]) for p in pixels],
+                     dtype=object)
+    return DataProfile(data, {
+        "serving_default": MonitoredSignature(
+            {input_name: tensors},
+            image_summaries(input_name, tensors, *value_range)
+            + output_summaries(output_name, list(labels))),
+        "predict_image": MonitoredSignature(
+            {"image_bytes": files}, output_summaries("probabilities", list(labels))),
+    })

@@ -30,6 +30,8 @@ from app.metrics import Metrics
 from app.models import loader
 from app.models.repository import Repository, VersionFailure
 from app.models.servable import ModelState, Servable
+from app.monitoring.metrics import MonitoringCollector
+from app.monitoring.service import Monitoring
 from app.serving.batching import Batcher, Unbatched
 from app.serving.breaker import CircuitBreaker
 from app.serving.traffic import Traffic
@@ -81,6 +83,8 @@ class ModelManager:
         self.settings = settings
         self.metrics = metrics
         self.traffic = traffic
+        self.monitoring = Monitoring(settings, metrics.shared_dir)
+        metrics.add_collector(MonitoringCollector(self.monitoring))
         self.repository = Repository(settings.model_dir, settings.max_versions,
                                      settings.model_config_file, settings.model_config_poll_s)
         self.executor = started_executor(settings.inference_threads, "inference")
@@ -200,11 +204,15 @@ class ModelManager:
             servable.signatures, servable.labels = loaded.signatures, loaded.labels
             servable.training_metrics, servable.handle = loaded.training_metrics, loaded.handle
             servable.card = loaded.card
-            self._attach_batchers(servable, loaded.runners)
+            runners = self.monitoring.watch(model, version, servable.path, loaded.signatures,
+                                            loaded.runners)
+            self._attach_batchers(servable, runners)
             warm_started = time.perf_counter()
             await self._warm_up(servable, loaded.warmup_inputs)
             warm_s = time.perf_counter() - warm_started
+            self.monitoring.activate(model, version)  # warm-up calls are not traffic
         except Exception as err:  # a broken version must not take the server down
+            self.monitoring.forget(model, version)
             for batcher in servable.batchers.values():
                 await batcher.close()
             servable.state = ModelState.END
@@ -290,6 +298,7 @@ class ModelManager:
             self.metrics.unwatch_queue((servable.name, str(servable.version), sig_name))
         servable.state = ModelState.END
         servable.handle = None
+        self.monitoring.forget(servable.name, servable.version)
         if settle_heap:  # the released version's objects become collectable again
             freeze_heap()
         log.info("released %s version %d", servable.name, servable.version)
@@ -308,3 +317,4 @@ class ModelManager:
         if self._releasing:
             await asyncio.gather(*self._releasing)
         self.executor.shutdown(wait=True)
+        self.monitoring.close()

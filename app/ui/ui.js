@@ -233,7 +233,86 @@ async function showModel(model) {
     card.warning ? warningBox(`${model} version ${card.version} has ${card.warning}`) : null,
     card.task ? el("p", { text: card.task }) : null,
     playground,
+    monitoringPanel(model),
     modelCard(card)].filter(Boolean));
+}
+
+// --- monitoring -----------------------------------------------------------------------------
+
+const MONITORING_REFRESH_MS = 5000;
+let monitoringTimer = null;
+
+// What the model saw and answered lately against its training data (GET
+// /models/{model}/monitoring), redrawn every few seconds while the page is open.
+function monitoringPanel(model) {
+  const body = el("div", { "data-testid": "monitoring" }, el("p", { class: "muted", text: "Loading..." }));
+  const panel = el("section", { class: "panel", "aria-labelledby": "monitoring-title" },
+    el("h2", { id: "monitoring-title", text: "Monitoring" }), body);
+  const refresh = async () => {
+    try {
+      const report = await (await api(`/models/${encodeURIComponent(model)}/monitoring`)).json();
+      body.replaceChildren(...monitoringReport(report));
+    } catch (error) {
+      body.replaceChildren(el("p", { class: "muted", text: `Monitoring unavailable: ${error.message}` }));
+    }
+  };
+  clearInterval(monitoringTimer);
+  refresh();
+  monitoringTimer = setInterval(refresh, MONITORING_REFRESH_MS);
+  return panel;
+}
+
+function stateBadge(state) {
+  return el("span", { class: `state state-${state.replaceAll(" ", "-")}`, text: state });
+}
+
+function monitoringReport(report) {
+  const parts = [el("p", { class: "muted", text:
+    `Window: the latest ${report.window.rows.toLocaleString()} rows` +
+    (report.window.seconds ? ` of the last ${report.window.seconds / 60} minutes` : "") +
+    `; PSI from ${report.thresholds.watch} is "watch", from ${report.thresholds.drift} "drift". ` +
+    `Refreshed every ${MONITORING_REFRESH_MS / 1000} s.` })];
+  for (const version of report.versions) {
+    for (const [name, signature] of Object.entries(version.signatures)) {
+      if (!signature.rows_seen) continue;
+      parts.push(signaturePanel(version.version, name, signature));
+    }
+  }
+  if (parts.length === 1) parts.push(el("p", { class: "muted", text: "No predictions yet." }));
+  return parts;
+}
+
+function signaturePanel(version, name, signature) {
+  const reference = signature.baseline.source === "training profile" ? "training" : "baseline";
+  const charts = signature.summaries
+    .filter((s) => s.kind === "class" || s.kind === "confidence")
+    .map((s) => el("div", {}, el("h4", { text: s.kind === "class" ? `Predicted class (${s.tensor})` : `Confidence (${s.tensor})` }),
+      comparison(s, reference)));
+  return el("div", { class: "signature", "data-signature": name, "data-version": version },
+    el("h3", {}, `version ${version} · ${name} `, stateBadge(signature.state)),
+    el("p", { class: "muted", text:
+      `${signature.rows_in_window.toLocaleString()} rows in the window, ${signature.rows_seen.toLocaleString()} seen; ` +
+      `compared with the ${reference === "training" ? `training profile (${signature.baseline.data})` : "first window"}` +
+      (signature.reason ? `. ${signature.reason}` : "") }),
+    el("div", { class: "charts" }, charts),
+    el("table", { class: "scores" },
+      el("tr", {}, el("th", { text: "summary" }), el("th", { text: "PSI" }), el("th", { text: "state" })),
+      signature.summaries.map((s) => el("tr", {},
+        el("td", { text: s.name }),
+        el("td", { text: s.psi === null ? "-" : s.psi.toFixed(3) }),
+        el("td", {}, stateBadge(s.state))))));
+}
+
+// Live shares beside the reference's, bin by bin.
+function comparison(summary, reference) {
+  const scale = Math.max(...summary.live, ...(summary[reference] || [0]), 1e-9);
+  const bar = (value, kind) => el("span", { class: "track", "aria-hidden": "true" },
+    el("span", { class: `fill ${kind}`, style: `width: ${(value / scale) * 100}%` }));
+  return el("ul", { class: "compare", "aria-label": `${summary.name}: live and ${reference}` },
+    summary.bins.map((bin, i) => el("li", {},
+      el("span", { class: "name", title: bin, text: bin }),
+      el("span", { class: "pair" }, bar(summary[reference] ? summary[reference][i] : 0, "reference"), bar(summary.live[i], "live")),
+      el("span", { class: "value", text: `${percent(summary.live[i])} / ${summary[reference] ? percent(summary[reference][i]) : "-"}` }))));
 }
 
 // --- playgrounds ----------------------------------------------------------------------------------

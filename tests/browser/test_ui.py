@@ -11,6 +11,7 @@ import io
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import SAMPLES
@@ -191,3 +192,38 @@ def test_a_model_still_training_is_shown_as_such_and_followed(server, browser, m
             "css selector", "[data-testid=training]").text)
     finally:
         status.unlink(missing_ok=True)
+
+
+def send_digits(url: str, pixels) -> None:
+    import httpx
+    import orjson
+
+    for begin in range(0, len(pixels), 100):
+        body = {"instances": [{"image_input": row} for row in pixels[begin:begin + 100]]}
+        response = httpx.post(f"{url}/v1/models/mnist:predict", timeout=60,
+                              content=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+                              headers={"X-API-Key": KEY})
+        assert response.status_code == 200, response.text[:200]
+
+
+def test_the_monitoring_panel_follows_the_traffic(server, browser):
+    """Real MNIST test digits: the panel says ok with the live class bars beside the
+    training ones; inverted digits then turn it to drift while the page stays open."""
+    from training.data import load_mnist
+
+    (_, _), (digits, _) = load_mnist()
+    scaled = digits[1::5][:600].reshape(-1, 784) / 255.0
+    send_digits(server, scaled)
+    open_page(browser, server, "/ui/mnist")
+    panel = '[data-testid=monitoring] [data-signature="serving_default"]'
+    wait(browser).until(lambda d: "ok" in d.find_element(
+        "css selector", f"{panel} h3 .state").text)
+    bars = find_all(browser, f"{panel} .compare li", 10)
+    assert [b.find_element("css selector", ".name").text for b in bars[:10]] == \
+        [str(d) for d in range(10)]
+    screenshot(browser, "ui-monitoring")
+    send_digits(server, 1 - np.concatenate([scaled] * 3))
+    wait(browser, 30).until(lambda d: "drift" in d.find_element(
+        "css selector", f"{panel} h3 .state").text)
+    rows = find_all(browser, f"{panel} .scores tr", 6)
+    assert any("image_input.pixels" in r.text and "drift" in r.text for r in rows)
