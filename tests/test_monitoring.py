@@ -37,12 +37,12 @@ def server(models_dir, tmp_path_factory):
     foreign = repository / "foreign"
     for version in (1, 2):
         save_foreign_model(foreign / str(version))
-    with running_server(repository, max_versions=0, monitoring_min_rows=MIN_ROWS,
-                        monitoring_window_rows=1000, poll_interval_s=0,
-                        grpc_port=0) as url:
-        with httpx.Client(base_url=url, timeout=60) as client:
-            send_scenarios(client)
-            yield client
+    settings = {"max_versions": 0, "monitoring_min_rows": MIN_ROWS,
+                "monitoring_window_rows": 1000, "poll_interval_s": 0, "grpc_port": 0}
+    with (running_server(repository, **settings) as url,
+          httpx.Client(base_url=url, timeout=60) as client):
+        send_scenarios(client)
+        yield client
 
 
 def save_foreign_model(path: Path) -> None:

@@ -56,7 +56,7 @@ class Monitor:
             try:
                 counts[summary.name] = summary.counts(tensor, memo)
                 if summary.name in self.sums:
-                    sums[summary.name] = float(summary._values(tensor, memo).sum())
+                    sums[summary.name] = float(summary.values(tensor, memo).sum())
             except (ValueError, TypeError, IndexError):
                 self.failed.add(summary.name)  # e.g. a foreign output that is not 2-D
         with self._lock:

@@ -1,10 +1,11 @@
 """Monitoring for the whole server: the monitors of every served signature, the thread that
 folds batches into them, and what the workers share.
 
-The batcher's model call hands its inputs and outputs to `offer()` (a sampling draw and a
-bounded queue put, ~1 µs, in the thread that ran the model): the monitoring thread folds
-them. A full queue drops the batch and counts it (`tfserve_monitoring_dropped_total`): the
-predictions never wait for monitoring.
+The batcher's model call hands its inputs and outputs over (a sampling draw and a deque
+append, under a microsecond, in the thread that ran the model); the monitoring thread wakes
+every FOLD_EVERY_S and folds what has piled up, so no call wakes a thread. Past QUEUE_BATCHES
+waiting, a batch is dropped and counted (`tfserve_monitoring_dropped_total`): the predictions
+never wait for monitoring.
 
 With workers (`TFSERVE_WORKERS` > 1) each worker folds what it served and writes its monitors'
 counts to `monitoring/<pid>.json` in the shared folder (at most every WRITE_EVERY_S); a report
@@ -14,11 +15,11 @@ numbers cover all workers, and each worker's window holds its own latest rows.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
 import os
-import queue
 import random
 import threading
 import time
@@ -36,6 +37,7 @@ from app.workers import alive
 
 log = logging.getLogger(__name__)
 QUEUE_BATCHES = 1024  # batches waiting to be folded before new ones are dropped
+FOLD_EVERY_S = 0.05
 WRITE_EVERY_S = 1.0
 FOLDER = "monitoring"
 
@@ -48,7 +50,9 @@ class Monitoring:
         self.settings = settings
         self.monitors: dict[Key, Monitor] = {}
         self.dropped = 0
-        self._queue: queue.Queue = queue.Queue(QUEUE_BATCHES)
+        self._waiting: collections.deque = collections.deque()
+        self._folding = False
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._folder = shared_dir / FOLDER if shared_dir is not None else None
         self._dirty = False
@@ -98,9 +102,9 @@ class Monitoring:
         def run(inputs: Arrays) -> Arrays:
             outputs = runner(inputs)
             if monitor.active and (rate >= 1 or random.random() < rate):
-                try:
-                    self._queue.put_nowait((monitor, inputs, outputs))
-                except queue.Full:
+                if len(self._waiting) < QUEUE_BATCHES:
+                    self._waiting.append((monitor, inputs, outputs))
+                else:
                     self.dropped += 1
             return outputs
 
@@ -115,38 +119,34 @@ class Monitoring:
             self._thread.start()
 
     def _fold_forever(self) -> None:
-        while True:
-            try:
-                item = self._queue.get(timeout=WRITE_EVERY_S)
-            except queue.Empty:
-                item = ()
-            if item is None:
-                self._queue.task_done()
-                break
-            if item:
-                self._fold(*item)
+        while not self._stop.wait(FOLD_EVERY_S):
+            self._fold_waiting()
             if self._folder is not None and self._dirty and (
-                    time.monotonic() - self._written_at >= WRITE_EVERY_S or not item):
+                    time.monotonic() - self._written_at >= WRITE_EVERY_S):
                 self._share()
+        self._fold_waiting()
 
-    def _fold(self, monitor: Monitor, inputs: Arrays, outputs: Arrays) -> None:
-        try:
-            monitor.fold(inputs, outputs)
-        except Exception:
-            log.exception("monitoring %s failed on a batch", _key_text(monitor.key))
-        finally:
-            self._dirty = True
-            self._queue.task_done()
+    def _fold_waiting(self) -> None:
+        while self._waiting:
+            self._folding = True
+            monitor, inputs, outputs = self._waiting.popleft()
+            try:
+                monitor.fold(inputs, outputs)
+            except Exception:
+                log.exception("monitoring %s failed on a batch", _key_text(monitor.key))
+            finally:
+                self._dirty = True
+                self._folding = False
 
     def settle(self, timeout_s: float = 5.0) -> None:
         """Wait until the batches offered so far are folded (tests, benchmarks)."""
         deadline = time.monotonic() + timeout_s
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+        while (self._waiting or self._folding) and time.monotonic() < deadline:
             time.sleep(0.01)
 
     def close(self) -> None:
         if self._thread is not None:
-            self._queue.put(None)
+            self._stop.set()
             self._thread.join(timeout=5)
             self._thread = None
 

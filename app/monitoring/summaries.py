@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-VALUES_PER_BATCH = 4096
+VALUES_PER_BATCH = 1024
 KINDS = ("values", "row_mean", "token_count", "oov_rate", "text_tokens", "text_oov_rate",
          "class", "confidence", "low_confidence")
 CONFIDENCE_EDGES = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
@@ -96,7 +96,7 @@ class Summary:
         if self.kind == "class":
             return np.bincount(predicted_class(batch), minlength=self.bins)[:self.bins]
         if self.kind == "low_confidence":
-            below = int(np.count_nonzero(top_score(batch) < self.params["floor"]))
+            below = int(np.count_nonzero(self._top(batch, memo) < self.params["floor"]))
             return np.array([below, len(batch) - below], dtype=np.int64)
         return histogram(self._values(batch, memo), self.edges)
 
@@ -107,7 +107,7 @@ class Summary:
             step = max(1, len(flat) // VALUES_PER_BATCH)
             return flat[::step]
         if kind == "row_mean":
-            return np.asarray(batch, dtype=np.float64).reshape(len(batch), -1).mean(axis=1)
+            return np.asarray(batch).reshape(len(batch), -1).mean(axis=1, dtype=np.float64)
         if kind in ("token_count", "oov_rate"):
             ids = np.asarray(batch).reshape(len(batch), -1)
             tokens = np.count_nonzero(ids != self.params.get("pad", 0), axis=1)
@@ -123,8 +123,18 @@ class Summary:
             words, oov = memo[key]
             return words if kind == "text_tokens" else oov / np.maximum(words, 1)
         if kind == "confidence":
-            return top_score(batch)
+            return self._top(batch, memo)
         raise ValueError(f"summary {self.name!r} has no values of kind {kind!r}")
+
+    def _top(self, batch: np.ndarray, memo: dict) -> np.ndarray:
+        key = ("top", self.tensor)
+        if key not in memo:
+            memo[key] = top_score(batch)
+        return memo[key]
+
+    def values(self, batch: np.ndarray, memo: dict) -> np.ndarray:
+        """What a histogram summary bins, per row or per value (the top score's sum)."""
+        return self._values(batch, memo)
 
     def _tokenize(self, texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Words and out-of-vocabulary words per text, by the profile's rule."""
