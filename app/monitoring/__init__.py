@@ -1,2 +1,2 @@
 """Prediction monitoring: what each served signature sees and answers, against its training
-profile (app/monitoring/README in docs/MONITORING.md)."""
+profile (README, "Monitoring")."""

@@ -63,7 +63,7 @@ class Summary:
         if self.kind == "low_confidence":
             floor = self.params["floor"]
             return [f"< {floor:g}", f">= {floor:g}"]
-        edges = [f"{e:.4g}" for e in self.edges]
+        edges = _distinct_labels(self.edges)
         return ([f"< {edges[0]}"] + [f"{a}-{b}" for a, b in zip(edges, edges[1:], strict=False)]
                 + [f">= {edges[-1]}"])
 
@@ -148,6 +148,15 @@ class Summary:
             words[i] = len(tokens)
             oov[i] = sum(1 for t in tokens if t not in vocabulary)
         return words, oov
+
+
+def _distinct_labels(edges: list[float]) -> list[str]:
+    """The edges written with as few digits as keep neighbours apart (0.9997, 0.99994)."""
+    for digits in range(3, 10):
+        labels = [f"{e:.{digits}g}" for e in edges]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [repr(e) for e in edges]
 
 
 def histogram(values: np.ndarray, edges: list[float]) -> np.ndarray:

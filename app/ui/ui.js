@@ -293,7 +293,8 @@ function signaturePanel(version, name, signature) {
     el("p", { class: "muted", text:
       `${signature.rows_in_window.toLocaleString()} rows in the window, ${signature.rows_seen.toLocaleString()} seen; ` +
       `compared with the ${reference === "training" ? `training profile (${signature.baseline.data})` : "first window"}` +
-      (signature.reason ? `. ${signature.reason}` : "") }),
+      (signature.reason ? `. ${signature.reason}` : "") +
+      `. Bars: grey ${reference}, blue live; figures: live / ${reference}.` }),
     el("div", { class: "charts" }, charts),
     el("table", { class: "scores" },
       el("tr", {}, el("th", { text: "summary" }), el("th", { text: "PSI" }), el("th", { text: "state" })),

@@ -212,7 +212,7 @@ def test_the_monitoring_panel_follows_the_traffic(server, browser):
     from training.data import load_mnist
 
     (_, _), (digits, _) = load_mnist()
-    scaled = digits[1::5][:600].reshape(-1, 784) / 255.0
+    scaled = digits[1::15].reshape(-1, 784) / 255.0  # 667, spread over the split
     send_digits(server, scaled)
     open_page(browser, server, "/ui/mnist")
     panel = '[data-testid=monitoring] [data-signature="serving_default"]'
