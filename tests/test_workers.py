@@ -106,6 +106,30 @@ def test_ready_only_with_every_worker_and_requests_counted_once(server):
     wait_for(both_served, timeout=60)
 
 
+def monitored_rows(url: str) -> tuple[int, int]:
+    """(rows seen by mnist's serving_default monitor, workers sharing) as one worker says."""
+    doc = httpx.get(url + "/models/mnist/monitoring", headers=AUTH, timeout=10).json()
+    (version,) = doc["versions"]
+    return version["signatures"]["serving_default"]["rows_seen"], doc["workers"]
+
+
+def test_monitoring_adds_up_every_workers_rows(server):
+    def settled() -> tuple[int] | None:  # earlier tests' rows shared (every second)
+        first = monitored_rows(server.url)[0]
+        time.sleep(1.5)
+        return (first,) if monitored_rows(server.url)[0] == first else None
+
+    (before,) = wait_for(settled, timeout=30)
+    outcomes = asyncio.run(predict_many(server.url, 200, connections=20, keep_alive=False))
+    assert outcomes.count(200) == 200
+    # each worker shares its counts every second; then every worker answers the same sum
+    wait_for(lambda: monitored_rows(server.url)[0] - before == 200, timeout=10)
+    for _ in range(6):  # new connections: whichever worker takes each
+        assert monitored_rows(server.url) == (before + 200, 2)
+    shared = {p.stem for p in (server.shared / "monitoring").glob("*.json")}
+    assert {str(pid) for pid in server.worker_pids()} <= shared
+
+
 def test_api_key_and_limits_hold_in_every_worker(server):
     outcomes = asyncio.run(predict_many(server.url, 40, headers={}))
     assert outcomes == [401] * 40
