@@ -5,6 +5,7 @@ answers equal to the REST routes', and 64 concurrent calls batched together."""
 from __future__ import annotations
 
 import base64
+import time
 
 import grpc
 import httpx
@@ -79,6 +80,19 @@ def test_predict_mnist_equals_the_rest_route_and_the_model(server, stub, digits,
     np.testing.assert_allclose(prediction, rest["predictions"], rtol=1e-5, atol=1e-6)
     expected = tiny_exports["mnist"].model.predict(digits[:5], verbose=0)
     np.testing.assert_allclose(prediction, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_grpc_predictions_are_monitored_like_rest_ones(server, stub, digits):
+    def seen() -> int:
+        doc = httpx.get(server + "/models/mnist/monitoring", params={"version": 1}).json()
+        return doc["versions"][0]["signatures"]["serving_default"]["rows_seen"]
+
+    before = seen()
+    stub.Predict(predict_request("mnist", {"image_input": digits[:7]}), timeout=30)
+    deadline = time.monotonic() + 5  # the monitoring thread folds every 50 ms
+    while seen() != before + 7:
+        assert time.monotonic() < deadline, (before, seen())
+        time.sleep(0.05)
 
 
 def test_predict_text_signature_and_output_filter(server, stub):
