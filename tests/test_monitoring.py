@@ -1,106 +1,34 @@
 """Prediction monitoring end to end: real data through a real server, drift read back from
 GET /models/{model}/monitoring and /metrics.
 
-Each scenario gets a version of its own (the same export copied as versions 1..N), since
-every version has its own window: version 1 receives what the model was trained on, the
-others what production should not send it.
+The scenarios are bench.drift's (`python -m bench.drift` runs them on any models): each gets
+a version of its own (the same export served as versions 1..N, each with its own window):
+version 1 receives what the model was trained on, the others what production should not
+send it.
 """
 
 from __future__ import annotations
 
-import random
 import re
-import time
-from pathlib import Path
 
 import httpx
-import numpy as np
-import orjson
 import pytest
-import tensorflow as tf
 
+from bench import drift
 from tests.server import ROOT, running_server
-from training import cifar10
-from training.data import load_cifar10, load_imdb_reviews, load_mnist
 
 MIN_ROWS = 300
-VERSIONS = {"mnist": 4, "imdb_sentiment": 2, "cifar10": 2}
 
 
 @pytest.fixture(scope="module")
 def server(models_dir, tmp_path_factory):
-    repository = tmp_path_factory.mktemp("monitored")
-    for model, count in VERSIONS.items():
-        (repository / model).mkdir()
-        for version in range(1, count + 1):
-            (repository / model / str(version)).symlink_to(models_dir / model / "1")
-    foreign = repository / "foreign"
-    for version in (1, 2):
-        save_foreign_model(foreign / str(version))
+    served = drift.repository(models_dir, tmp_path_factory.mktemp("monitored"))
     settings = {"max_versions": 0, "monitoring_min_rows": MIN_ROWS,
                 "monitoring_window_rows": 1000, "poll_interval_s": 0, "grpc_port": 0}
-    with (running_server(repository, **settings) as url,
+    with (running_server(served, **settings) as url,
           httpx.Client(base_url=url, timeout=60) as client):
-        send_scenarios(client)
+        drift.send_scenarios(client)
         yield client
-
-
-def save_foreign_model(path: Path) -> None:
-    """A SavedModel made without training/: no profile, three-class softmax of 4 inputs."""
-    module = tf.Module()
-    module.weights = tf.Variable(np.eye(4, 3, dtype=np.float32) * 3)
-
-    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
-    def serve(x):
-        return {"scores": tf.nn.softmax(tf.matmul(x, module.weights))}
-
-    tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
-
-
-def predict(client: httpx.Client, model: str, version: int, signature: str, name: str,
-            rows, per_request: int = 100) -> None:
-    for begin in range(0, len(rows), per_request):
-        body = {"signature_name": signature,
-                "instances": [{name: row} for row in rows[begin:begin + per_request]]}
-        response = client.post(f"/v1/models/{model}/versions/{version}:predict",
-                               content=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY))
-        assert response.status_code == 200, response.text[:300]
-
-
-def scrambled(text: str, rng: random.Random) -> str:
-    """The review's words with their letters shuffled: English no more, same lengths."""
-    return " ".join("".join(rng.sample(word, len(word))) for word in text.split())
-
-
-def send_scenarios(client: httpx.Client) -> None:
-    (_, _), (digits, _) = load_mnist()
-    unseen = digits[1::5]  # the profile holds every 5th test digit from the first
-    scaled = unseen.reshape(-1, 784).astype(np.float32) / 255
-    predict(client, "mnist", 1, "serving_default", "image_input", scaled)
-    predict(client, "mnist", 2, "serving_default", "image_input", 1 - scaled)  # inverted
-    predict(client, "mnist", 3, "serving_default", "image_input", scaled * 255)  # raw 0-255
-    noise = np.random.default_rng(0).random((1000, 784), dtype=np.float32)
-    predict(client, "mnist", 4, "serving_default", "image_input", noise)
-
-    reviews, _ = load_imdb_reviews("test", 1000)
-    reviews = reviews[1000:]  # the profile holds the first 500 of each class
-    predict(client, "imdb_sentiment", 1, "predict_text", "text", reviews, 50)
-    rng = random.Random(0)
-    predict(client, "imdb_sentiment", 2, "predict_text", "text",
-            [scrambled(r, rng) for r in reviews], 50)
-
-    _, (known, _) = load_cifar10(cifar10.BASE_CLASSES, 1, 300)
-    unseen_known = np.concatenate([known[c * 300 + 150:(c + 1) * 300] for c in range(8)])
-    predict(client, "cifar10", 1, "serving_default", "image", unseen_known / 255)
-    _, (held_out, _) = load_cifar10(cifar10.TRANSFER_CLASSES, 1, 600)
-    predict(client, "cifar10", 2, "serving_default", "image", held_out / 255)
-
-    rng_rows = np.random.default_rng(1)
-    for version, shift in ((1, 0.0), (2, 3.0)):
-        baseline = rng_rows.normal(size=(1000, 4))
-        later = rng_rows.normal(size=(600, 4)) + [shift, 0, 0, 0]
-        predict(client, "foreign", version, "serving_default", "x", np.vstack([baseline, later]))
-    time.sleep(1.0)  # the monitoring thread folds the last batches
 
 
 def signature(client: httpx.Client, model: str, version: int, name: str) -> dict:
@@ -116,7 +44,7 @@ def psi(report: dict, summary: str) -> float:
 
 def test_mnist_test_digits_stay_ok(server):
     report = signature(server, "mnist", 1, "serving_default")
-    assert report["state"] == "ok", report
+    assert report["state"] == "ok", [(s["name"], s["psi"], s["live"], s.get("training")) for s in report["summaries"]]
     assert report["rows_in_window"] == 1000 and report["rows_seen"] == 2000  # window: 1,000
     assert report["baseline"]["source"] == "training profile"
     assert all(s["psi"] < 0.1 for s in report["summaries"]), report["summaries"]

@@ -8,7 +8,7 @@ up, so values outside the training range (raw 0-255 pixels where 0-1 was trained
 bin of their own instead of vanishing.
 
 Kinds (`Summary.kind`):
-  values          histogram of the tensor's values (at most VALUES_PER_BATCH, evenly strided)
+  values          histogram of the tensor's values (at most VALUES_PER_BATCH, sampled)
   row_mean        histogram of each row's mean value (an image's mean brightness)
   token_count     token ids: per row, the ids that are not `pad`
   oov_rate        token ids: per row, the share of ids equal to `oov` among its tokens
@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 VALUES_PER_BATCH = 1024
+_SAMPLER = np.random.default_rng(0)  # used by one thread: the monitoring one, or training
 KINDS = ("values", "row_mean", "token_count", "oov_rate", "text_tokens", "text_oov_rate",
          "class", "confidence", "low_confidence")
 CONFIDENCE_EDGES = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
@@ -104,8 +105,11 @@ class Summary:
         kind = self.kind
         if kind == "values":
             flat = np.asarray(batch).reshape(-1)
-            step = max(1, len(flat) // VALUES_PER_BATCH)
-            return flat[::step]
+            if len(flat) <= VALUES_PER_BATCH:
+                return flat
+            # a random sample: a fixed stride aliases with the row length (every 196th of
+            # 784-pixel rows is the same column: the image's empty border)
+            return flat[_SAMPLER.integers(0, len(flat), VALUES_PER_BATCH)]
         if kind == "row_mean":
             return np.asarray(batch).reshape(len(batch), -1).mean(axis=1, dtype=np.float64)
         if kind in ("token_count", "oov_rate"):
