@@ -127,16 +127,22 @@ class Monitoring:
         self._fold_waiting()
 
     def _fold_waiting(self) -> None:
-        while self._waiting:
-            self._folding = True
-            monitor, inputs, outputs = self._waiting.popleft()
-            try:
-                monitor.fold(inputs, outputs)
-            except Exception:
-                log.exception("monitoring %s failed on a batch", _key_text(monitor.key))
-            finally:
-                self._dirty = True
-                self._folding = False
+        """Fold what has piled up: one fold per monitor, its batches joined (a fold's fixed
+        cost, ~70 µs of Python, then runs once for all of them)."""
+        self._folding = True
+        try:
+            pending: dict[Key, list] = {}
+            while self._waiting:
+                monitor, inputs, outputs = self._waiting.popleft()
+                pending.setdefault(monitor.key, [monitor]).append((inputs, outputs))
+            for monitor, *calls in pending.values():
+                try:
+                    monitor.fold(*_joined(calls))
+                except Exception:
+                    log.exception("monitoring %s failed on a batch", _key_text(monitor.key))
+            self._dirty = self._dirty or bool(pending)
+        finally:
+            self._folding = False
 
     def settle(self, timeout_s: float = 5.0) -> None:
         """Wait until the batches offered so far are folded (tests, benchmarks)."""
@@ -191,6 +197,18 @@ class Monitoring:
     @property
     def workers_sharing(self) -> int:
         return 1 + len(self._others())
+
+
+def _joined(calls: list[tuple[Arrays, Arrays]]) -> tuple[Arrays, Arrays]:
+    """The calls' inputs and outputs as one batch (a call of another shape, possible where a
+    signature takes variable dimensions, keeps the first call's batch only)."""
+    if len(calls) == 1:
+        return calls[0]
+    try:
+        return tuple({name: np.concatenate([call[side][name] for call in calls])
+                      for name in calls[0][side]} for side in (0, 1))
+    except ValueError:
+        return calls[0]
 
 
 def _key_text(key: Key) -> str:

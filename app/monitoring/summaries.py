@@ -8,7 +8,7 @@ up, so values outside the training range (raw 0-255 pixels where 0-1 was trained
 bin of their own instead of vanishing.
 
 Kinds (`Summary.kind`):
-  values          histogram of the tensor's values (at most VALUES_PER_BATCH, sampled)
+  values          histogram of the tensor's values (about VALUES_PER_BATCH of them, strided)
   row_mean        histogram of each row's mean value (an image's mean brightness)
   token_count     token ids: per row, the ids that are not `pad`
   oov_rate        token ids: per row, the share of ids equal to `oov` among its tokens
@@ -22,6 +22,8 @@ Kinds (`Summary.kind`):
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +32,6 @@ from typing import Any
 import numpy as np
 
 VALUES_PER_BATCH = 1024
-_SAMPLER = np.random.default_rng(0)  # used by one thread: the monitoring one, or training
 KINDS = ("values", "row_mean", "token_count", "oov_rate", "text_tokens", "text_oov_rate",
          "class", "confidence", "low_confidence")
 CONFIDENCE_EDGES = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
@@ -99,7 +100,11 @@ class Summary:
         if self.kind == "low_confidence":
             below = int(np.count_nonzero(self._top(batch, memo) < self.params["floor"]))
             return np.array([below, len(batch) - below], dtype=np.int64)
-        return histogram(self._values(batch, memo), self.edges)
+        return histogram(self._values(batch, memo), self._edge_array)
+
+    @functools.cached_property
+    def _edge_array(self) -> np.ndarray:
+        return np.asarray(self.edges, dtype=np.float64)
 
     def _values(self, batch: np.ndarray, memo: dict) -> np.ndarray:
         kind = self.kind
@@ -107,11 +112,9 @@ class Summary:
             flat = np.asarray(batch).reshape(-1)
             if len(flat) <= VALUES_PER_BATCH:
                 return flat
-            # a random sample: a fixed stride aliases with the row length (every 196th of
-            # 784-pixel rows is the same column: the image's empty border)
-            return flat[_SAMPLER.integers(0, len(flat), VALUES_PER_BATCH)]
+            return flat[::_stride(len(flat), len(flat) // max(len(batch), 1))]
         if kind == "row_mean":
-            return np.asarray(batch).reshape(len(batch), -1).mean(axis=1, dtype=np.float64)
+            return np.asarray(batch).reshape(len(batch), -1).mean(axis=1)
         if kind in ("token_count", "oov_rate"):
             ids = np.asarray(batch).reshape(len(batch), -1)
             tokens = np.count_nonzero(ids != self.params.get("pad", 0), axis=1)
@@ -154,6 +157,17 @@ class Summary:
         return words, oov
 
 
+@functools.lru_cache(maxsize=256)
+def _stride(values: int, row: int) -> int:
+    """A step that takes about VALUES_PER_BATCH of `values` and visits every position of a
+    row: prime to the row's length (every 196th value of 784-pixel rows would always be the
+    same column, the image's empty border)."""
+    step = max(1, values // VALUES_PER_BATCH)
+    while step > 1 and math.gcd(step, row) != 1:
+        step -= 1
+    return step
+
+
 def _distinct_labels(edges: list[float]) -> list[str]:
     """The edges written with as few digits as keep neighbours apart (0.9997, 0.99994)."""
     for digits in range(3, 10):
@@ -163,7 +177,7 @@ def _distinct_labels(edges: list[float]) -> list[str]:
     return [repr(e) for e in edges]
 
 
-def histogram(values: np.ndarray, edges: list[float]) -> np.ndarray:
+def histogram(values: np.ndarray, edges: list[float] | np.ndarray) -> np.ndarray:
     """Counts of `values` in the bins `edges` bound (see the module docstring); NaN counts in
     the last bin, with the values beyond every edge."""
     values = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -179,7 +193,7 @@ def predicted_class(probabilities: np.ndarray) -> np.ndarray:
 
 
 def top_score(probabilities: np.ndarray) -> np.ndarray:
-    p = np.asarray(probabilities, dtype=np.float64)
+    p = np.asarray(probabilities)
     if p.ndim == 1 or p.shape[-1] == 1:
         p = p.reshape(len(p))
         return np.maximum(p, 1 - p)
