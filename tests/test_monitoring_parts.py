@@ -131,3 +131,15 @@ def test_workers_add_up_each_others_counts(tmp_path):
         monitoring.close()
     ((_, alone),) = monitoring.snapshots("m").values()
     assert alone["rows_seen"] == 5  # a dead worker's file no longer counts
+
+
+def test_waiting_calls_of_different_shapes_are_all_folded():
+    monitoring = Monitoring(Settings())
+    summaries = profiles.output_summaries("scores", ["a", "b"], 0.5)
+    monitor = Monitor(("m", 1, "s"), profiles.SignatureProfile(summaries, None), 100, 0)
+    monitoring.monitors[monitor.key] = monitor
+    for width in (2, 3):  # joined they would not fit: each is folded alone
+        monitoring._waiting.append((monitor, {"x": np.zeros((4, width))},
+                                    {"scores": np.full((4, 2), 0.5)}))
+    monitoring._fold_waiting()
+    assert monitor.rows_seen == 8

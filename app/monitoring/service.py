@@ -137,7 +137,8 @@ class Monitoring:
                 pending.setdefault(monitor.key, [monitor]).append((inputs, outputs))
             for monitor, *calls in pending.values():
                 try:
-                    monitor.fold(*_joined(calls))
+                    for inputs, outputs in _joined(calls):
+                        monitor.fold(inputs, outputs)
                 except Exception:
                     log.exception("monitoring %s failed on a batch", _key_text(monitor.key))
             self._dirty = self._dirty or bool(pending)
@@ -199,16 +200,16 @@ class Monitoring:
         return 1 + len(self._others())
 
 
-def _joined(calls: list[tuple[Arrays, Arrays]]) -> tuple[Arrays, Arrays]:
-    """The calls' inputs and outputs as one batch (a call of another shape, possible where a
-    signature takes variable dimensions, keeps the first call's batch only)."""
+def _joined(calls: list[tuple[Arrays, Arrays]]) -> list[tuple[Arrays, Arrays]]:
+    """The calls' inputs and outputs as one batch; one by one where their shapes differ
+    (a signature that takes variable dimensions)."""
     if len(calls) == 1:
-        return calls[0]
+        return calls
     try:
-        return tuple({name: np.concatenate([call[side][name] for call in calls])
-                      for name in calls[0][side]} for side in (0, 1))
+        return [tuple({name: np.concatenate([call[side][name] for call in calls])
+                       for name in calls[0][side]} for side in (0, 1))]
     except ValueError:
-        return calls[0]
+        return calls
 
 
 def _key_text(key: Key) -> str:
