@@ -19,7 +19,7 @@ OFFLINE_DATA ?= $(CURDIR)/../shared/keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: install keras-cache models models-full serve test test-long test-all lint clean compose-test swarm-test browser-test bench-grpc \
-	fuzz overload soak bench profile
+	fuzz overload soak bench profile drift
 
 install: $(VENV)/.installed
 
@@ -74,6 +74,10 @@ fuzz: install keras-cache
 QUEUE_DELAY_MS ?= 1000
 overload: models
 	$(PY) -m bench.overload --models-dir $(MODELS_DIR) --max-queue-delay-ms $(QUEUE_DELAY_MS)
+
+# prediction monitoring on real data: ok for what the models were trained on, drift for the rest
+drift: models
+	$(PY) -m bench.drift --models-dir $(MODELS_DIR)
 
 # 20 minutes of mixed traffic at 70% of capacity with versions rotating: drift checks and a plot
 soak: models

@@ -69,6 +69,9 @@ def test_a_signature_without_profile_watches_its_probability_outputs_from_a_firs
     summaries = profiles.baseline_summaries(foreign_signature(), floor=0.5)
     assert [s.name for s in summaries] == ["scores.class", "scores.confidence",
                                            "scores.low_confidence"]
+    assert summaries[0].labels == ["0", "1", "2"]  # no labels.txt: by index; with one, named
+    assert profiles.baseline_summaries(foreign_signature(), 0.5, ["a", "b", "c"])[0].labels == \
+        ["a", "b", "c"]
     settings = Settings(monitoring_window_rows=100, monitoring_min_rows=50)
     monitor = Monitor(("m", 1, "serving_default"), profiles.SignatureProfile(summaries, None),
                       100, 0)

@@ -205,7 +205,7 @@ class ModelManager:
             servable.training_metrics, servable.handle = loaded.training_metrics, loaded.handle
             servable.card = loaded.card
             runners = self.monitoring.watch(model, version, servable.path, loaded.signatures,
-                                            loaded.runners)
+                                            loaded.runners, loaded.labels)
             self._attach_batchers(servable, runners)
             warm_started = time.perf_counter()
             await self._warm_up(servable, loaded.warmup_inputs)

@@ -68,16 +68,20 @@ def read(version_path: Path) -> dict[str, SignatureProfile]:
     return profiles
 
 
-def baseline_summaries(info: SignatureInfo, floor: float) -> list[Summary]:
+def baseline_summaries(info: SignatureInfo, floor: float,
+                       labels: list[str] | None = None) -> list[Summary]:
     """What can be watched on any model: the class and top score of each float output
-    shaped [rows, classes] (classes >= 2), named by index."""
+    shaped [rows, classes] (classes >= 2), classes named by the export's labels when they
+    match in number, else by index."""
     summaries = []
     for name, tensor in info.outputs.items():
         shape = tensor.shape
         if (not tensor.dtype.startswith("float") or shape is None or len(shape) != 2
                 or shape[1] is None or shape[1] < 2):
             continue
-        summaries += output_summaries(name, [str(i) for i in range(shape[1])], floor)
+        names = list(labels) if labels and len(labels) == shape[1] else [
+            str(i) for i in range(shape[1])]
+        summaries += output_summaries(name, names, floor)
     return summaries
 
 

@@ -61,8 +61,8 @@ class Monitoring:
     # the model side ---------------------------------------------------------------------
 
     def watch(self, model: str, version: int, path: Path,
-              signatures: dict[str, SignatureInfo], runners: dict[str, Runner]
-              ) -> dict[str, Runner]:
+              signatures: dict[str, SignatureInfo], runners: dict[str, Runner],
+              labels: list[str] | None = None) -> dict[str, Runner]:
         """Monitors for a version's signatures; its runners wrapped to offer each call.
         They start inactive: `activate()` once the warm-up calls are done."""
         if not self.settings.monitoring:
@@ -76,8 +76,8 @@ class Monitoring:
         wrapped = {}
         for name, runner in runners.items():
             profile = trained.get(name) or profiles.SignatureProfile(
-                profiles.baseline_summaries(signatures[name], self.settings.confidence_floor),
-                None)
+                profiles.baseline_summaries(signatures[name], self.settings.confidence_floor,
+                                            labels), None)
             monitor = Monitor((model, version, name), profile,
                               self.settings.monitoring_window_rows,
                               self.settings.monitoring_window_s)

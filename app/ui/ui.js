@@ -304,13 +304,20 @@ function signaturePanel(version, name, signature) {
         el("td", {}, stateBadge(s.state))))));
 }
 
+const MOST_BINS = 20; // a 1,000-class model shows its 20 largest classes
+
 // Live shares beside the reference's, bin by bin.
 function comparison(summary, reference) {
   const scale = Math.max(...summary.live, ...(summary[reference] || [0]), 1e-9);
+  let shown = summary.bins.map((_, i) => i);
+  if (shown.length > MOST_BINS) {
+    const share = (i) => Math.max(summary.live[i], summary[reference] ? summary[reference][i] : 0);
+    shown = shown.sort((a, b) => share(b) - share(a)).slice(0, MOST_BINS);
+  }
   const bar = (value, kind) => el("span", { class: "track", "aria-hidden": "true" },
     el("span", { class: `fill ${kind}`, style: `width: ${(value / scale) * 100}%` }));
   return el("ul", { class: "compare", "aria-label": `${summary.name}: live and ${reference}` },
-    summary.bins.map((bin, i) => el("li", {},
+    shown.map((i) => [summary.bins[i], i]).map(([bin, i]) => el("li", {},
       el("span", { class: "name", title: bin, text: bin }),
       el("span", { class: "pair" }, bar(summary[reference] ? summary[reference][i] : 0, "reference"), bar(summary.live[i], "live")),
       el("span", { class: "value", text: `${percent(summary.live[i])} / ${summary[reference] ? percent(summary[reference][i]) : "-"}` }))));
