@@ -158,6 +158,12 @@ class Settings(BaseSettings):
             raise ValueError("TLS needs both TFSERVE_TLS_CERT_FILE and TFSERVE_TLS_KEY_FILE")
         return self
 
+    @model_validator(mode="after")
+    def _drift_thresholds(self) -> Settings:
+        if self.drift_watch_psi > self.drift_psi:
+            raise ValueError("TFSERVE_DRIFT_WATCH_PSI must not exceed TFSERVE_DRIFT_PSI")
+        return self
+
     @property
     def tls(self) -> bool:
         return self.tls_cert_file is not None

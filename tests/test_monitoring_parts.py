@@ -93,11 +93,12 @@ def test_a_tensor_that_cannot_be_summarised_is_left_out_not_fatal():
 
 def offered(monitoring: Monitoring, rows: int) -> None:
     signature = foreign_signature()
-    (runner,) = monitoring.watch("m", 1, Path("/nonexistent"),
-                                 {"serving_default": signature},
-                                 {"serving_default": lambda inputs: {
-                                     "scores": np.full((len(inputs["x"]), 3), 1 / 3)}}).values()
-    monitoring.activate("m", 1)
+    runners, monitors = monitoring.watch("m", 1, Path("/nonexistent"),
+                                         {"serving_default": signature},
+                                         {"serving_default": lambda inputs: {
+                                             "scores": np.full((len(inputs["x"]), 3), 1 / 3)}})
+    monitoring.activate(monitors)
+    (runner,) = runners.values()
     runner({"x": np.zeros((rows, 4), np.float32)})
     monitoring.settle()
 
@@ -146,3 +147,20 @@ def test_waiting_calls_of_different_shapes_are_all_folded():
                                     {"scores": np.full((4, 2), 0.5)}))
     monitoring._fold_waiting()
     assert monitor.rows_seen == 8
+
+
+def test_releasing_a_version_keeps_the_monitors_of_its_reload():
+    monitoring = Monitoring(Settings())
+    offered(monitoring, 1)
+    old = list(monitoring.monitors.values())
+    offered(monitoring, 1)  # the same version loaded again (its folder replaced)
+    monitoring.forget(old)  # the old load's release, later
+    assert ("m", 1, "serving_default") in monitoring.monitors
+    monitoring.forget(list(monitoring.monitors.values()))
+    assert not monitoring.monitors
+    monitoring.close()
+
+
+def test_drift_thresholds_must_be_in_order():
+    with pytest.raises(ValueError, match="DRIFT_WATCH_PSI"):
+        Settings(drift_watch_psi=0.3, drift_psi=0.2)

@@ -204,15 +204,15 @@ class ModelManager:
             servable.signatures, servable.labels = loaded.signatures, loaded.labels
             servable.training_metrics, servable.handle = loaded.training_metrics, loaded.handle
             servable.card = loaded.card
-            runners = self.monitoring.watch(model, version, servable.path, loaded.signatures,
-                                            loaded.runners, loaded.labels)
+            runners, servable.monitors = self.monitoring.watch(
+                model, version, servable.path, loaded.signatures, loaded.runners, loaded.labels)
             self._attach_batchers(servable, runners)
             warm_started = time.perf_counter()
             await self._warm_up(servable, loaded.warmup_inputs)
             warm_s = time.perf_counter() - warm_started
-            self.monitoring.activate(model, version)  # warm-up calls are not traffic
+            self.monitoring.activate(servable.monitors)  # warm-up calls are not traffic
         except Exception as err:  # a broken version must not take the server down
-            self.monitoring.forget(model, version)
+            self.monitoring.forget(servable.monitors)
             for batcher in servable.batchers.values():
                 await batcher.close()
             servable.state = ModelState.END
@@ -298,7 +298,7 @@ class ModelManager:
             self.metrics.unwatch_queue((servable.name, str(servable.version), sig_name))
         servable.state = ModelState.END
         servable.handle = None
-        self.monitoring.forget(servable.name, servable.version)
+        self.monitoring.forget(servable.monitors)
         if settle_heap:  # the released version's objects become collectable again
             freeze_heap()
         log.info("released %s version %d", servable.name, servable.version)

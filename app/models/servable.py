@@ -55,6 +55,7 @@ class Servable:
     card: dict | None = None  # the export's model card (assets.extra/model_card.json)
     batchers: dict[str, Batcher | Unbatched] = field(default_factory=dict)
     breaker: CircuitBreaker | None = None
+    monitors: list = field(default_factory=list)  # its signatures' (app.monitoring)
     users: int = 0  # requests holding this version
     handle: object = field(default=None, repr=False)  # keeps the TensorFlow objects alive
 

@@ -10,6 +10,7 @@
   tfserve_prediction_confidence{model,version,signature,output}  top-score histogram since
                                                            start (a bucket's `le` excludes it)
   tfserve_monitoring_dropped_total                         batches not folded: queue full
+                                                           (the answering worker's)
 
 With workers the numbers are every live worker's, added (app.monitoring.service).
 """

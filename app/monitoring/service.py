@@ -62,18 +62,18 @@ class Monitoring:
 
     def watch(self, model: str, version: int, path: Path,
               signatures: dict[str, SignatureInfo], runners: dict[str, Runner],
-              labels: list[str] | None = None) -> dict[str, Runner]:
-        """Monitors for a version's signatures; its runners wrapped to offer each call.
-        They start inactive: `activate()` once the warm-up calls are done."""
+              labels: list[str] | None = None) -> tuple[dict[str, Runner], list[Monitor]]:
+        """Monitors for a version's signatures, and its runners wrapped to offer each call.
+        The monitors start inactive: `activate()` them once the warm-up calls are done."""
         if not self.settings.monitoring:
-            return runners
+            return runners, []
         try:
             trained = profiles.read(path)
         except (OSError, ValueError, KeyError, TypeError) as err:
             log.warning("%s version %d: training profile unreadable (%s); monitoring its "
                         "outputs against the first window", model, version, err)
             trained = {}
-        wrapped = {}
+        wrapped, created = {}, []
         for name, runner in runners.items():
             profile = trained.get(name) or profiles.SignatureProfile(
                 profiles.baseline_summaries(signatures[name], self.settings.confidence_floor,
@@ -82,18 +82,22 @@ class Monitoring:
                               self.settings.monitoring_window_rows,
                               self.settings.monitoring_window_s)
             self.monitors[monitor.key] = monitor
+            created.append(monitor)
             wrapped[name] = self._offering(runner, monitor)
         self._start()
-        return wrapped
+        return wrapped, created
 
-    def activate(self, model: str, version: int) -> None:
-        for key, monitor in self.monitors.items():
-            if key[:2] == (model, version):
-                monitor.active = True
+    @staticmethod
+    def activate(monitors: list[Monitor]) -> None:
+        for monitor in monitors:
+            monitor.active = True
 
-    def forget(self, model: str, version: int) -> None:
-        for key in [k for k in self.monitors if k[:2] == (model, version)]:
-            del self.monitors[key]
+    def forget(self, monitors: list[Monitor]) -> None:
+        """Drop a released version's monitors (not those of a reload of the same version
+        that has taken their place meanwhile)."""
+        for monitor in monitors:
+            if self.monitors.get(monitor.key) is monitor:
+                del self.monitors[monitor.key]
         self._dirty = True
 
     def _offering(self, runner: Runner, monitor: Monitor) -> Runner:
