@@ -164,3 +164,21 @@ def test_releasing_a_version_keeps_the_monitors_of_its_reload():
 def test_drift_thresholds_must_be_in_order():
     with pytest.raises(ValueError, match="DRIFT_WATCH_PSI"):
         Settings(drift_watch_psi=0.3, drift_psi=0.2)
+
+
+def test_the_alert_rules_fire_when_they_should():
+    """Prometheus' own rule checker and unit tester on the shipped rules (skipped where it is
+    not installed: Debian's `prometheus` package has it)."""
+    import shutil
+
+    from tests.server import ROOT
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (apt-get install prometheus)")
+    folder = ROOT / "deploy" / "prometheus"
+    for command in (["check", "rules", "tfserve-drift.rules.yml"],
+                    ["test", "rules", "tfserve-drift.rules.test.yml"]):
+        result = subprocess.run([promtool, *command], cwd=folder, capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
