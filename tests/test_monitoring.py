@@ -45,7 +45,8 @@ def psi(report: dict, summary: str) -> float:
 def test_mnist_test_digits_stay_ok(server):
     report = signature(server, "mnist", 1, "serving_default")
     assert report["state"] == "ok", [(s["name"], s["psi"]) for s in report["summaries"]]
-    assert report["rows_in_window"] == 1000 and report["rows_seen"] == 2000  # window: 1,000
+    assert report["rows_seen"] == 2000
+    assert 1000 <= report["rows_in_window"] < 1050  # the window: 1,000 rows, to a segment
     assert report["baseline"]["source"] == "training profile"
     assert all(s["psi"] < 0.1 for s in report["summaries"]), report["summaries"]
 

@@ -182,3 +182,16 @@ def test_the_alert_rules_fire_when_they_should():
         result = subprocess.run([promtool, *command], cwd=folder, capture_output=True,
                                 text=True, timeout=60)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_large_fold_fills_the_baseline_exactly_and_the_window_by_segments():
+    summaries = profiles.output_summaries("scores", ["a", "b"], 0.5)
+    monitor = Monitor(("m", 1, "s"), profiles.SignatureProfile(summaries, None), 100, 0)
+    before = np.tile([[0.9, 0.1]], (130, 1))  # 100 for the baseline, 30 for the window
+    monitor.fold({}, {"scores": before})
+    snapshot = monitor.snapshot()
+    assert snapshot["baseline_rows"] == 100 and snapshot["window_rows"] == 30
+    monitor.fold({}, {"scores": np.tile([[0.1, 0.9]], (300, 1))})
+    snapshot = monitor.snapshot()
+    assert snapshot["window_rows"] == 100  # segments of 5 rows: the latest 100 exactly
+    assert snapshot["window"]["scores.class"] == [0, 100]

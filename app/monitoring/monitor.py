@@ -42,10 +42,23 @@ class Monitor:
         return self.profile.reference is not None
 
     def fold(self, inputs: Arrays, outputs: Arrays, now: float | None = None) -> None:
-        """Add one model call's rows (the monitoring thread)."""
+        """Add one model call's rows (the monitoring thread), in pieces no larger than a
+        window segment and cut where the first-window baseline ends, so that the window
+        keeps its length and the baseline its rows exactly."""
         rows = _rows(outputs) or _rows(inputs)
-        if not rows:
-            return
+        begin = 0
+        while begin < rows:
+            end = min(rows, begin + self._next_piece())
+            self._fold_rows(_sliced(inputs, rows, begin, end), _sliced(outputs, rows, begin, end),
+                            end - begin, time.monotonic() if now is None else now)
+            begin = end
+
+    def _next_piece(self) -> int:
+        if self.baseline is not None and self.baseline_rows < self.window.rows_limit:
+            return self.window.rows_limit - self.baseline_rows
+        return self.window.segment_rows
+
+    def _fold_rows(self, inputs: Arrays, outputs: Arrays, rows: int, now: float) -> None:
         memo: dict = {}
         counts: Counts = {}
         sums: dict[str, float] = {}
@@ -60,7 +73,7 @@ class Monitor:
             except (ValueError, TypeError, IndexError):
                 self.failed.add(summary.name)  # e.g. a foreign output that is not 2-D
         with self._lock:
-            self._add(counts, sums, rows, time.monotonic() if now is None else now)
+            self._add(counts, sums, rows, now)
 
     def _add(self, counts: Counts, sums: dict[str, float], rows: int, now: float) -> None:
         self.rows_seen += rows
@@ -97,6 +110,12 @@ class Monitor:
         """The sketch's memory: window segments, totals and baseline counts."""
         held = self.window.nbytes + sum(v.nbytes for v in self.totals.values())
         return held + sum(v.nbytes for v in (self.baseline or {}).values())
+
+
+def _sliced(arrays: Arrays, rows: int, begin: int, end: int) -> Arrays:
+    if begin == 0 and end == rows:
+        return arrays
+    return {k: v[begin:end] if np.ndim(v) and len(v) == rows else v for k, v in arrays.items()}
 
 
 def _rows(arrays: Arrays) -> int:

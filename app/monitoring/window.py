@@ -1,8 +1,9 @@
 """A sliding window of bin counts, kept as a few segments instead of per batch.
 
 The window is the latest `rows` rows no older than `seconds`, to the granularity of one
-segment (1/SEGMENTS of either): memory is (SEGMENTS + 1) x the summaries' bins, whatever the
-traffic, and adding a batch costs one vector add per summary.
+segment (1/SEGMENTS of either; a monitor adds at most a segment's rows at a time): memory is
+(SEGMENTS + 1) x the summaries' bins, whatever the traffic, and adding a batch costs one
+vector add per summary.
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ class Window:
     def __init__(self, rows: int, seconds: float) -> None:
         self.rows_limit = rows
         self.seconds = seconds
-        self._segment_rows = max(1, rows // SEGMENTS)
+        self.segment_rows = max(1, rows // SEGMENTS)
         self._segment_s = seconds / SEGMENTS if seconds else 0.0
         self._segments: collections.deque[Segment] = collections.deque()
 
     def add(self, counts: Counts, rows: int, now: float) -> None:
         current = self._segments[-1] if self._segments else None
-        if (current is None or current.rows >= self._segment_rows
+        if (current is None or current.rows >= self.segment_rows
                 or (self._segment_s and now - current.started >= self._segment_s)):
             current = Segment(now, now)
             self._segments.append(current)
