@@ -250,11 +250,16 @@ def _batch_count(server: str) -> float:
 def test_64_concurrent_calls_each_get_their_own_answer_in_shared_batches(server, stub, digits,
                                                                         tiny_exports):
     expected = tiny_exports["mnist"].model.predict(digits, verbose=0)
-    calls_before = _batch_count(server)
-    futures = [stub.Predict.future(predict_request("mnist", {"image_input": digits[i:i + 1]}),
-                                   timeout=60) for i in range(64)]
-    answers = [tf.make_ndarray(f.result().outputs["prediction"]) for f in futures]
-    for i, answer in enumerate(answers):
-        np.testing.assert_allclose(answer[0], expected[i], rtol=1e-4, atol=1e-5)
-    model_calls = _batch_count(server) - calls_before
-    assert 0 < model_calls < 64  # some calls shared one model call
+    calls = []
+    for _ in range(3):  # grpcio hands calls over one by one: a burst may still run alone
+        calls_before = _batch_count(server)
+        futures = [stub.Predict.future(
+            predict_request("mnist", {"image_input": digits[i:i + 1]}), timeout=60)
+            for i in range(64)]
+        answers = [tf.make_ndarray(f.result().outputs["prediction"]) for f in futures]
+        for i, answer in enumerate(answers):
+            np.testing.assert_allclose(answer[0], expected[i], rtol=1e-4, atol=1e-5)
+        calls.append(_batch_count(server) - calls_before)
+        if calls[-1] < 64:
+            break
+    assert 0 < min(calls) < 64, calls  # some calls shared one model call
